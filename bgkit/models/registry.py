@@ -1,0 +1,84 @@
+"""The model registry: every person segmenter bgkit knows, by name.
+
+Like torchvision's weights enums, each entry (a :class:`ModelSpec`) knows its input size, its
+normalisation, where its weights come from and their licence, and how to build the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+
+class WeightsUnavailableError(RuntimeError):
+    """A model's weights are not on this machine and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything bgkit needs to know about one segmenter.
+
+    Attributes:
+        name: registry key, e.g. ``"deeplabv3"``.
+        title: human-readable name.
+        native_size: (height, width) in pixels of the model's own fixed input, or None if the
+            model was trained for any size.
+        default_internal_resolution: used when ``segment_person(internal_resolution=None)``;
+            None means "resize the whole frame to ``native_size``".
+        mean, std: per-channel normalisation applied to RGB scaled to 0..1.
+        size_multiple: model-input sides are rounded up to a multiple of this many pixels.
+        weights_source: where the weights come from (URL or description).
+        licence: the weights' licence.
+        build: ``build(weights, device) -> nn.Module``; the module maps normalised float
+            N x 3 x h x w RGB to N x 1 x h x w person probability in 0..1.
+        is_available: True if the weights can be loaded without the network.
+    """
+
+    name: str
+    title: str
+    native_size: tuple[int, int] | None
+    default_internal_resolution: str | float | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    size_multiple: int
+    weights_source: str
+    licence: str
+    build: Callable[[Any, torch.device], torch.nn.Module]
+    is_available: Callable[[], bool]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry under ``spec.name`` (replacing any entry of that name)."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the registered spec called ``name``; ValueError listing the known names otherwise."""
+    _load_builtin_models()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown model {name!r}; registered models: {known} (or 'auto')") from None
+
+
+def list_models() -> list[str]:
+    """Names of all registered models."""
+    _load_builtin_models()
+    return list(_REGISTRY)
+
+
+def available_models() -> list[str]:
+    """Names of the registered models whose weights are on this machine (no network needed)."""
+    return [name for name in list_models() if _REGISTRY[name].is_available()]
+
+
+def _load_builtin_models() -> None:
+    # Importing the modules registers their models.
+    from . import selfie, torchvision_models  # noqa: F401

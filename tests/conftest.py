@@ -1,0 +1,42 @@
+"""Shared fixtures: the dev data set beside the project, and small model helpers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = (REPO / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data`` (the dev set). Fails loudly when it is missing: CI always has it."""
+    if not (DATA_DIR / "index.csv").is_file():
+        pytest.fail(f"dev data set not found at {DATA_DIR} (expected ../shared/data beside the repo)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def dev_rows(data_dir: Path) -> list[dict]:
+    """Rows of ``index.csv``, each with ``image`` (RGB uint8) and ``mask`` (bool) loaded."""
+    rows = []
+    with open(data_dir / "index.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            stem = row["stem"]
+            img_path = next((data_dir / "images").glob(stem + ".*"))
+            row["image"] = np.array(Image.open(img_path).convert("RGB"))
+            row["mask"] = np.array(Image.open(data_dir / "masks" / f"{stem}.png")) > 127
+            row["has_person"] = row["gt_type"] != "negative_no_person"
+            rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    """The bundled public-domain sample photo (NASA astronaut, from scikit-image)."""
+    return REPO / "bgkit" / "data" / "astronaut.jpg"

@@ -1,0 +1,84 @@
+"""bgkit.segmenter: load_segmenter's names and devices, and segment_person's input handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.models import segmentation as tvseg
+
+import bgkit
+from bgkit.device import select_device
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    torch.manual_seed(0)
+    state = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+    return bgkit.load_segmenter("lraspp", device="cpu", weights=state)
+
+
+def test_device_auto_is_cpu_here_and_bad_devices_are_clear():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type in (expected, "mps")
+    assert select_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            select_device("cuda")
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="deeplabv3.*lraspp|lraspp.*deeplabv3"):
+        bgkit.load_segmenter("bodypix")
+    with pytest.raises(TypeError, match="string"):
+        bgkit.load_segmenter(3)
+
+
+def test_every_input_kind_gives_the_same_result(segmenter, tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    p = tmp_path / "img.png"
+    Image.fromarray(img).save(p)
+    ref = segmenter.segment_person(img).probabilities
+    for kind in (Image.fromarray(img), p, str(p), torch.from_numpy(img).permute(2, 0, 1).contiguous(),
+                 torch.from_numpy(img).permute(2, 0, 1).float() / 255, np.dstack([img, np.full(img.shape[:2], 9, np.uint8)])):
+        np.testing.assert_allclose(segmenter.segment_person(kind).probabilities, ref, atol=1e-6)
+    gray = segmenter.segment_person(img[..., 0])
+    assert gray.mask.shape == (40, 56)
+    ro = img.copy()
+    ro.flags.writeable = False
+    np.testing.assert_array_equal(segmenter.segment_person(ro).probabilities, ref)
+
+
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (np.zeros((8, 8, 3), np.float64), TypeError, "uint8"),
+        (np.zeros((8, 8, 2), np.uint8), ValueError, "shape"),
+        (np.zeros((0, 8, 3), np.uint8), ValueError, "empty"),
+        ("does/not/exist.png", FileNotFoundError, "No such image file"),
+        (12, TypeError, "int"),
+    ],
+)
+def test_bad_input_is_a_clear_error(segmenter, bad, exc, match):
+    with pytest.raises(exc, match=match):
+        segmenter.segment_person(bad)
+
+
+def test_corrupt_and_non_image_files(segmenter, tmp_path):
+    txt = tmp_path / "readme.txt"
+    txt.write_text("hello")
+    with pytest.raises(bgkit.ImageError, match="not an image file"):
+        segmenter.segment_person(txt)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    with pytest.raises(bgkit.ImageError, match="broken.png"):
+        segmenter.segment_person(bad)
+
+
+def test_describe_and_repr(segmenter):
+    assert "LR-ASPP" in segmenter.describe() and "cpu" in segmenter.describe()
+    assert repr(segmenter) == "Segmenter('lraspp', device='cpu')"
