@@ -82,3 +82,22 @@ def test_corrupt_and_non_image_files(segmenter, tmp_path):
 def test_describe_and_repr(segmenter):
     assert "LR-ASPP" in segmenter.describe() and "cpu" in segmenter.describe()
     assert repr(segmenter) == "Segmenter('lraspp', device='cpu')"
+
+
+def test_auto_falls_back_to_selfie_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no deeplabv3 weights cached
+    monkeypatch.delenv("BGKIT_DEEPLABV3_WEIGHTS", raising=False)
+    seg = bgkit.load_segmenter("auto", device="cpu")
+    assert seg.name == "selfie"
+    assert "using model 'selfie'" in capsys.readouterr().err
+    s = seg.segment_person(np.zeros((30, 40, 3), np.uint8))
+    assert s.model_input_size == (256, 256)  # MediaPipe's own behaviour: whole frame to 256x256
+
+
+def test_auto_prefers_deeplabv3_when_its_weights_are_here(tmp_path, monkeypatch, capsys):
+    state = tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
+    path = tmp_path / "dl.pth"
+    torch.save(state, path)
+    monkeypatch.setenv("BGKIT_DEEPLABV3_WEIGHTS", str(path))
+    assert bgkit.load_segmenter("auto", device="cpu").name == "deeplabv3"
+    assert "using model 'deeplabv3'" in capsys.readouterr().err
