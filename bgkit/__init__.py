@@ -10,14 +10,26 @@ A PyTorch port of the TensorFlow.js BodyPix demo API::
 
 from __future__ import annotations
 
+from .compositing import (
+    composite,
+    draw_bokeh_effect,
+    draw_mask,
+    parse_color,
+    remove_background,
+    replace_background,
+    to_mask,
+)
 from .imageio import ImageError, load_image, save_image
 from .models.registry import ModelSpec, WeightsUnavailableError, available_models, get_spec, list_models, register
+from .pipeline import EFFECTS, EffectSettings, process_frame, render
 from .segmentation import INTERNAL_RESOLUTIONS, Segmentation, resolve_internal_resolution
 from .segmenter import Segmenter, load_segmenter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EFFECTS",
+    "EffectSettings",
     "INTERNAL_RESOLUTIONS",
     "ImageError",
     "ModelSpec",
@@ -25,11 +37,20 @@ __all__ = [
     "Segmenter",
     "WeightsUnavailableError",
     "available_models",
+    "composite",
+    "draw_bokeh_effect",
+    "draw_mask",
     "get_spec",
     "list_models",
     "load_image",
     "load_segmenter",
+    "parse_color",
+    "process_frame",
     "register",
+    "remove_background",
+    "render",
+    "replace_background",
     "resolve_internal_resolution",
     "save_image",
+    "to_mask",
 ]
