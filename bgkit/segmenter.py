@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backends import make_runner, resolve_backend
 from .device import select_device
 from .imageio import ImageLike, load_image
 from .models.registry import ModelSpec, get_spec
@@ -23,10 +24,13 @@ FALLBACK_MODEL = "selfie"
 class Segmenter:
     """A loaded person segmenter (model weights on one device). Make one with :func:`load_segmenter`."""
 
-    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, backend: str = "eager") -> None:
         self.spec = spec
         self.module = module.eval()
         self.device = device
+        self.backend = resolve_backend(backend, device)
+        self._run = make_runner(spec.name, self.module, device, self.backend)
+        self.backend = self._run.name  # what actually runs (an export failure falls back to torch)
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
@@ -35,11 +39,11 @@ class Segmenter:
         return self.spec.name
 
     def __repr__(self) -> str:
-        return f"Segmenter({self.spec.name!r}, device={str(self.device)!r})"
+        return f"Segmenter({self.spec.name!r}, device={str(self.device)!r}, backend={self.backend!r})"
 
     def describe(self) -> str:
         """One line for people: the model, its licence and the device."""
-        return f"{self.spec.title} on {self.device} (weights licence: {self.spec.licence})"
+        return f"{self.spec.title} on {self.device}, {self.backend} backend (weights licence: {self.spec.licence})"
 
     def model_input_size(
         self, height: int, width: int, internal_resolution: InternalResolution = None
@@ -72,7 +76,7 @@ class Segmenter:
         if (h, w) != tuple(size):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         x = (x - self._mean) / self._std
-        prob = self.module(x)
+        prob = self._run(x).to(self.device)
         if prob.shape[-2:] != (h, w):
             prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
         return prob.clamp_(0.0, 1.0)
@@ -118,7 +122,9 @@ class Segmenter:
         )
 
 
-def load_segmenter(name: str = DEFAULT_MODEL, device: str | torch.device = "auto", weights: Any = None) -> Segmenter:
+def load_segmenter(
+    name: str = DEFAULT_MODEL, device: str | torch.device = "auto", weights: Any = None, backend: str = "auto"
+) -> Segmenter:
     """Load a person segmenter by registry name.
 
     Args:
@@ -127,6 +133,9 @@ def load_segmenter(name: str = DEFAULT_MODEL, device: str | torch.device = "auto
         device: "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "mps" or a torch.device.
         weights: None for the model's official weights, a path to a weights file, or (torchvision
             models) a state-dict mapping.
+        backend: "auto" (ONNX Runtime on the CPU where installed, else torch), "torch"
+            (channels_last), "onnxruntime", or "eager" (the plain PyTorch module, the baseline).
+            All give the same masks (see tests/test_backends.py).
 
     Raises:
         ValueError: unknown name or device.
@@ -145,4 +154,4 @@ def load_segmenter(name: str = DEFAULT_MODEL, device: str | torch.device = "auto
     spec = get_spec(name)
     dev = select_device(device)
     module = spec.build(weights, dev)
-    return Segmenter(spec, module, dev)
+    return Segmenter(spec, module, dev, backend=backend)

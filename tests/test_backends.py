@@ -1,0 +1,95 @@
+"""Fast inference paths give the same result as the plain eager PyTorch path.
+
+Guard from the speed work: on the dev photos every backend's mask has IoU >= 0.999 with the eager
+mask and probabilities within 1e-3, for the real selfie model and the real torchvision
+architectures (random weights: the numerics of the graph are what is compared).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models import segmentation as tvseg
+
+import bgkit
+from bgkit import backends
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def _weights(name: str):
+    if name.startswith("selfie"):
+        return None
+    torch.manual_seed(0)
+    if name == "deeplabv3":
+        return tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
+    return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+
+
+@pytest.fixture(scope="module", params=["selfie", "deeplabv3", "lraspp"])
+def model_set(request, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path_factory.mktemp("onnx")))
+    name = request.param
+    w = _weights(name)
+    return name, {b: bgkit.load_segmenter(name, device="cpu", weights=w, backend=b)
+                  for b in ("eager", "torch", "onnxruntime")}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_backends_resolve_and_report():
+    cpu = torch.device("cpu")
+    assert backends.resolve_backend("auto", cpu) == "onnxruntime"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        backends.resolve_backend("tensorrt", cpu)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        bgkit.load_segmenter("selfie", backend="tvm")
+
+
+@pytest.mark.parametrize("resolution", [None, "low", "high", 0.33])
+def test_fast_paths_match_eager_on_dev_photos(model_set, dev_rows, resolution):
+    name, segs = model_set
+    assert [s.backend for s in segs.values()] == ["eager", "torch", "onnxruntime"]
+    rows = dev_rows if resolution is None else dev_rows[::4]
+    for row in rows:
+        ref = segs["eager"].segment_person(row["image"], internal_resolution=resolution, segmentation_threshold=0.5)
+        for backend in ("torch", "onnxruntime"):
+            got = segs[backend].segment_person(row["image"], internal_resolution=resolution, segmentation_threshold=0.5)
+            diff = float(np.abs(got.probabilities - ref.probabilities).max())
+            assert diff <= 1e-3, (name, backend, row["stem"], diff)
+            if ref.mask.any():
+                assert _iou(got.mask, ref.mask) >= 0.999, (name, backend, row["stem"])
+
+
+def test_onnx_export_is_cached_by_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path))
+    a = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
+    files = list(tmp_path.glob("*.onnx"))
+    assert len(files) == 1 and files[0].name.startswith("selfie-")
+    mtime = files[0].stat().st_mtime_ns
+    b = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
+    assert files[0].stat().st_mtime_ns == mtime  # reused, not re-exported
+    assert a._run.onnx_file == b._run.onnx_file
+    landscape = bgkit.load_segmenter("selfie_landscape", device="cpu", backend="onnxruntime")
+    assert len(list(tmp_path.glob("*.onnx"))) == 2 and landscape._run.onnx_file != a._run.onnx_file
+
+
+def test_broken_export_falls_back_to_torch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(backends, "export_onnx", boom)
+    seg = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
+    assert seg.backend == "torch"
+    assert "exporter exploded" in capsys.readouterr().err
+    assert seg.segment_person(np.zeros((20, 20, 3), np.uint8)).mask.shape == (20, 20)
