@@ -1,0 +1,482 @@
+"""Figures that explain the BodyPix knobs on one photo (matplotlib, object-oriented API only).
+
+Every function returns a new :class:`matplotlib.figure.Figure` built without ``pyplot``, so no
+global figure state is created or touched: nothing to close, nothing leaks between calls, and it
+works under any backend (``Agg`` included). Show one in Jupyter as the last expression of a cell
+(with ``%matplotlib inline``) or save it with ``fig.savefig("x.png")``.
+
+* :func:`internal_resolution_figure` -- the ``internalResolution`` trade-off: what the model sees,
+  the mask it gives and the time per call, for low / medium / high / full.
+* :func:`mask_blur_figure` -- ``draw_mask``'s ``maskBlurAmount``, with a close-up of one edge.
+* :func:`models_figure` -- several segmenters on the same photo.
+* :func:`image_grid` -- any pictures side by side (RGBA over a checkerboard).
+* :func:`write_figures` -- the three figures as PNG files (what ``bgkit figures`` writes).
+
+Segmenters may be given as one :class:`~bgkit.Segmenter`, a sequence of them, or a mapping
+``{label: segmenter}`` (the label is used in titles, e.g. ``"deeplabv3 (random weights, test)"``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from .imageio import ImageLike, load_image
+from .pipeline import EffectSettings, render
+from .segmentation import InternalResolution, Segmentation, resolve_internal_resolution
+
+__all__ = [
+    "DEFAULT_AMOUNTS",
+    "DEFAULT_RESOLUTIONS",
+    "FIGURE_FILES",
+    "image_grid",
+    "internal_resolution_figure",
+    "mask_blur_figure",
+    "models_figure",
+    "write_figures",
+]
+
+DEFAULT_RESOLUTIONS: tuple[InternalResolution, ...] = ("low", "medium", "high", "full")
+DEFAULT_AMOUNTS: tuple[float, ...] = (0, 2, 4, 8, 16)
+#: File names :func:`write_figures` uses, by figure.
+FIGURE_FILES = {
+    "internal_resolution": "internal_resolution.png",
+    "mask_blur": "mask_blur.png",
+    "models": "models.png",
+}
+
+#: What the figures accept as "segmenters".
+Segmenters = Union[Any, Sequence[Any], Mapping[str, Any]]
+
+_PANEL_IN = 3.0  # inches per image panel
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_segmenter(seg: Any, where: str) -> Any:
+    if not callable(getattr(seg, "segment_person", None)):
+        raise TypeError(f"{where}: expected a bgkit Segmenter (see bgkit.load_segmenter); got {type(seg).__name__}")
+    return seg
+
+
+def _segmenter_items(segmenters: Segmenters) -> list[tuple[str, Any]]:
+    """Normalise ``segmenters`` to a list of (label, segmenter)."""
+    if callable(getattr(segmenters, "segment_person", None)):
+        return [(str(getattr(segmenters, "name", "model")), segmenters)]
+    if isinstance(segmenters, Mapping):
+        items = [(str(k), v) for k, v in segmenters.items()]
+    elif isinstance(segmenters, (str, bytes)) or not isinstance(segmenters, (Sequence, set, frozenset)):
+        raise TypeError(
+            "segmenters must be a Segmenter, a sequence of Segmenters or a {label: Segmenter} mapping; "
+            f"got {type(segmenters).__name__}"
+        )
+    else:
+        items = [(str(getattr(s, "name", f"model {i + 1}")), s) for i, s in enumerate(segmenters)]
+    seen: dict[str, int] = {}
+    unique = []
+    for label, seg in items:
+        _check_segmenter(seg, f"segmenter {label!r}")
+        seen[label] = seen.get(label, 0) + 1
+        unique.append((label if seen[label] == 1 else f"{label} ({seen[label]})", seg))
+    return unique
+
+
+def _check_repeats(repeats: Any) -> int:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a whole number >= 1; got {repeats!r}")
+    return int(repeats)
+
+
+def _mask_settings(settings: EffectSettings | None, **changes: Any) -> EffectSettings:
+    if settings is not None and not isinstance(settings, EffectSettings):
+        raise TypeError(f"settings must be an EffectSettings; got {type(settings).__name__}")
+    base = settings if settings is not None else EffectSettings()
+    return base.updated(effect="mask", flip_horizontal=False, **changes)
+
+
+def _timed_segment(
+    segmenter: Any, rgb: np.ndarray, internal_resolution: InternalResolution, threshold: float,
+    repeats: int, warmup: bool,
+) -> tuple[Segmentation, float]:
+    """Segment ``repeats`` times (after one untimed warm-up call); return the last result and
+    the median wall time per call in milliseconds."""
+    kw = dict(internal_resolution=internal_resolution, segmentation_threshold=threshold)
+    if warmup:
+        segmenter.segment_person(rgb, **kw)
+    times = []
+    seg = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        seg = segmenter.segment_person(rgb, **kw)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    assert seg is not None
+    return seg, statistics.median(times)
+
+
+def _resolution_label(value: InternalResolution) -> str:
+    if value is None:
+        return "model default"
+    scale = resolve_internal_resolution(value)
+    if isinstance(value, str):
+        return f"{value!r} (x{scale:g})"
+    return f"x{scale:g}"
+
+
+def _device_of(segmenter: Any) -> str:
+    return str(getattr(segmenter, "device", "?"))
+
+
+def _checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = ((yy // square + xx // square) % 2 == 0)
+    return np.where(light[..., None], 235, 200).astype(np.uint8).repeat(3, axis=2)
+
+
+def _displayable(picture: np.ndarray) -> np.ndarray:
+    """RGB uint8 for imshow: RGBA is composited over a grey checkerboard so transparency shows;
+    a 2-D float array in 0..1 (e.g. probabilities) is shown as grey levels."""
+    arr = np.asarray(picture)
+    if arr.ndim == 2 and np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or arr.min(initial=0.0) < 0.0 or arr.max(initial=0.0) > 1.0:
+            raise ValueError("float pictures must be 2-D arrays with values in 0..1")
+        arr = (arr * 255.0 + 0.5).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 4 and arr.dtype == np.uint8:
+        a = arr[..., 3:4].astype(np.float32) / 255.0
+        board = _checkerboard(arr.shape[0], arr.shape[1]).astype(np.float32)
+        return (arr[..., :3] * a + board * (1.0 - a) + 0.5).astype(np.uint8)
+    return load_image(arr)
+
+
+def _show(ax: Any, picture: np.ndarray, title: str | None = None, **kw: Any) -> None:
+    ax.imshow(_displayable(picture), **kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _new_figure(nrows: int, ncols: int, panel: float = _PANEL_IN, extra_h: float = 0.9) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(panel * ncols, panel * nrows + extra_h), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _footer(fig: Figure, text: str) -> None:
+    fig.get_layout_engine().set(h_pad=0.06)
+    fig.supxlabel(text, fontsize=7.5, color="0.35")
+
+
+# ----------------------------------------------------------------------------------------------
+# figures
+
+
+def internal_resolution_figure(
+    image: ImageLike,
+    segmenter: Any,
+    resolutions: Sequence[InternalResolution] = DEFAULT_RESOLUTIONS,
+    repeats: int = 3,
+    *,
+    threshold: float = 0.7,
+    settings: EffectSettings | None = None,
+    warmup: bool = True,
+) -> Figure:
+    """The ``internalResolution`` figure of the BodyPix demo: one row per value.
+
+    Each row shows what the model sees (the photo scaled to the model input, drawn at the same
+    size so coarse inputs look blocky) and the resulting mask overlay (``pipeline.render`` with
+    effect "mask"), titled with the model input size and the median time per ``segment_person``
+    call over ``repeats`` calls (after one untimed warm-up call, unless ``warmup=False``).
+
+    Args:
+        image: the photo (anything :func:`bgkit.load_image` takes).
+        segmenter: a loaded :class:`~bgkit.Segmenter`.
+        resolutions: internal resolutions to compare ("low", "medium", "high", "full" or numbers).
+        repeats: timed calls per value (>= 1); the median is shown.
+        threshold: segmentation threshold.
+        settings: the look of the overlay (colours, opacity, mask blur); effect is forced to "mask".
+
+    Returns:
+        A figure with ``2 * len(resolutions)`` axes (row i: model input, mask overlay).
+    """
+    rgb = load_image(image)
+    _check_segmenter(segmenter, "internal_resolution_figure")
+    repeats = _check_repeats(repeats)
+    resolutions = list(resolutions)
+    if not resolutions:
+        raise ValueError("resolutions must name at least one internal resolution")
+    for r in resolutions:
+        if r is not None:
+            resolve_internal_resolution(r)  # raises on a bad value before any work is done
+    look = _mask_settings(settings, threshold=threshold)
+    h, w = rgb.shape[:2]
+
+    fig, axes = _new_figure(len(resolutions), 2, panel=3.4)
+    name = getattr(segmenter, "name", "model")
+    fig.suptitle(f"internal_resolution ({name}):\nmodel input size vs. mask quality and speed", fontsize=11)
+    for row, res in enumerate(resolutions):
+        seg, ms = _timed_segment(segmenter, rgb, res, threshold, repeats, warmup)
+        in_w, in_h = seg.model_input_size
+        seen = np.asarray(Image.fromarray(rgb).resize((max(1, in_w), max(1, in_h)), Image.BILINEAR))
+        ax_in, ax_out = axes[row]
+        # extent: draw the small model input over the same area as the photo
+        _show(ax_in, seen, f"model input {in_w}x{in_h} px", interpolation="nearest", extent=(0, w, h, 0))
+        ax_in.set_ylabel(f"internal_resolution\n{_resolution_label(res)}", fontsize=9)
+        overlay = render(rgb, seg, look)
+        _show(ax_out, overlay, f"mask overlay: {ms:.1f} ms/call (median of {repeats})")
+    _footer(
+        fig,
+        f"{getattr(segmenter, 'describe', lambda: name)()}\nphoto {w}x{h} px, threshold {threshold:g}; "
+        "time = wall clock per segment_person call on this machine (indicative).",
+    )
+    return fig
+
+
+def _edge_crop(mask: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a ``size`` x ``size`` window centred on a point of the mask's outline
+    (a tenth of the way down it: the head, in a portrait), or the image centre when the mask has
+    no edge."""
+    h, w = mask.shape
+    size = int(max(8, min(size, h, w)))
+    m = mask.astype(bool)
+    edge = np.zeros_like(m)
+    edge[:, 1:] |= m[:, 1:] != m[:, :-1]
+    edge[1:, :] |= m[1:, :] != m[:-1, :]
+    ys, xs = np.nonzero(edge)
+    if len(ys):
+        order = np.lexsort((xs, ys))  # by row, then column
+        i = order[len(order) // 10]
+        cy, cx = int(ys[i]), int(xs[i])
+    else:
+        cy, cx = h // 2, w // 2
+    x0 = int(np.clip(cx - size // 2, 0, w - size))
+    y0 = int(np.clip(cy - size // 2, 0, h - size))
+    return x0, y0, size, size
+
+
+def mask_blur_figure(
+    image: ImageLike,
+    segmentation: Segmentation,
+    amounts: Sequence[float] = DEFAULT_AMOUNTS,
+    *,
+    settings: EffectSettings | None = None,
+    zoom: bool = True,
+    crop: tuple[int, int, int, int] | None = None,
+) -> Figure:
+    """``draw_mask`` for each ``mask_blur_amount`` side by side, plus a zoomed edge row.
+
+    Args:
+        image: the photo that ``segmentation`` was made from.
+        segmentation: its :class:`~bgkit.Segmentation` (same width and height).
+        amounts: mask blur amounts (Gaussian sigma in pixels, >= 0).
+        settings: the look of the overlay (colours, opacity); effect is forced to "mask".
+        zoom: add a second row with a close-up (nearest-neighbour, no smoothing) of one edge.
+        crop: (x, y, width, height) of the close-up; default: a square around a point of the
+            person's outline, a quarter of the shorter side wide.
+
+    Returns:
+        A figure with ``len(amounts)`` axes, or ``2 * len(amounts)`` when ``zoom``.
+    """
+    rgb = load_image(image)
+    if not isinstance(segmentation, Segmentation):
+        raise TypeError(f"segmentation must be a bgkit Segmentation; got {type(segmentation).__name__}")
+    h, w = rgb.shape[:2]
+    if (segmentation.height, segmentation.width) != (h, w):
+        raise ValueError(
+            f"segmentation is {segmentation.width}x{segmentation.height} but the image is {w}x{h}; "
+            "segment this image (or resize it) first"
+        )
+    amounts = list(amounts)
+    if not amounts:
+        raise ValueError("amounts must hold at least one mask blur amount")
+    for a in amounts:
+        if isinstance(a, bool) or not isinstance(a, (int, float, np.integer, np.floating)) or not math.isfinite(a) or a < 0:
+            raise ValueError(f"mask blur amounts must be finite numbers >= 0; got {a!r}")
+    if crop is None:
+        crop = _edge_crop(segmentation.mask, max(32, min(h, w) // 4))
+    else:
+        cx, cy, cw, ch = (int(v) for v in crop)
+        if cw < 1 or ch < 1 or cx < 0 or cy < 0 or cx + cw > w or cy + ch > h:
+            raise ValueError(f"crop {crop!r} must be (x, y, width, height) inside the {w}x{h} image")
+        crop = (cx, cy, cw, ch)
+    x0, y0, cw, ch = crop
+
+    fig, axes = _new_figure(2 if zoom else 1, len(amounts))
+    fig.suptitle("mask_blur_amount: how soft the mask edge is in draw_mask", fontsize=11)
+    for col, amount in enumerate(amounts):
+        out = render(rgb, segmentation, _mask_settings(settings, mask_blur_amount=float(amount)))
+        ax = axes[0, col]
+        _show(ax, out, f"mask_blur_amount={amount:g}")
+        if zoom:
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), cw, ch, fill=False, edgecolor="#ffcc00", linewidth=1.2))
+            _show(axes[1, col], out[y0 : y0 + ch, x0 : x0 + cw], f"edge close-up, blur {amount:g}",
+                  interpolation="nearest")
+    if zoom:
+        axes[1, 0].set_ylabel(f"zoom: {cw}x{ch} px at ({x0}, {y0})", fontsize=9)
+    _footer(
+        fig,
+        f"model {segmentation.model or '?'} (input {segmentation.model_input_size[0]}x"
+        f"{segmentation.model_input_size[1]}), threshold {segmentation.threshold:g}; "
+        "blur = Gaussian sigma in pixels applied to the coloured mask before blending.",
+    )
+    return fig
+
+
+def models_figure(
+    image: ImageLike,
+    segmenters: Segmenters,
+    *,
+    internal_resolution: InternalResolution = None,
+    threshold: float = 0.7,
+    repeats: int = 1,
+    settings: EffectSettings | None = None,
+    warmup: bool = True,
+) -> Figure:
+    """Two or more segmenters side by side on the same photo.
+
+    One column per model: the mask overlay (titled with the model input size and the median
+    time per call) above the person-probability map.
+
+    Args:
+        image: the photo.
+        segmenters: 2+ segmenters (sequence, or ``{label: segmenter}`` to choose the titles).
+        internal_resolution: passed to every model (None = each model's own default).
+        threshold: segmentation threshold.
+        repeats: timed calls per model (median shown), after one warm-up call.
+        settings: the look of the overlay; effect is forced to "mask".
+
+    Returns:
+        A figure with ``2 * len(segmenters)`` axes.
+    """
+    rgb = load_image(image)
+    items = _segmenter_items(segmenters)
+    if len(items) < 2:
+        raise ValueError(f"models_figure compares two or more segmenters; got {len(items)}")
+    repeats = _check_repeats(repeats)
+    if internal_resolution is not None:
+        resolve_internal_resolution(internal_resolution)
+    look = _mask_settings(settings, threshold=threshold)
+    h, w = rgb.shape[:2]
+
+    fig, axes = _new_figure(2, len(items))
+    fig.suptitle(f"Models on the same photo (internal_resolution: {_resolution_label(internal_resolution)})",
+                 fontsize=11)
+    devices = []
+    for col, (label, segmenter) in enumerate(items):
+        seg, ms = _timed_segment(segmenter, rgb, internal_resolution, threshold, repeats, warmup)
+        in_w, in_h = seg.model_input_size
+        _show(axes[0, col], render(rgb, seg, look), f"{label}\ninput {in_w}x{in_h} px, {ms:.1f} ms per call")
+        axes[1, col].imshow(seg.probabilities, cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
+        axes[1, col].set_xticks([])
+        axes[1, col].set_yticks([])
+        axes[1, col].set_title(f"P(person); {100.0 * seg.mask.mean():.1f}% of pixels > {threshold:g}", fontsize=9)
+        devices.append(_device_of(segmenter))
+    axes[0, 0].set_ylabel("mask overlay", fontsize=9)
+    axes[1, 0].set_ylabel("probability (black 0, yellow 1)", fontsize=9)
+    _footer(
+        fig,
+        f"photo {w}x{h} px on {', '.join(sorted(set(devices)))}; times: median of {repeats} call(s) after a "
+        "warm-up, wall clock (indicative).",
+    )
+    return fig
+
+
+def image_grid(
+    images: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    suptitle: str | None = None,
+    panel_size: float = _PANEL_IN,
+) -> Figure:
+    """Pictures side by side (``{title: picture}`` or a list plus ``titles``).
+
+    RGB, grayscale and RGBA uint8 arrays are accepted, and 2-D float arrays in 0..1 (shown as
+    grey levels, e.g. ``Segmentation.probabilities``); RGBA is drawn over a grey checkerboard so
+    the transparent parts show.
+    """
+    if isinstance(images, Mapping):
+        if titles is not None:
+            raise ValueError("give titles either as the mapping's keys or as titles=, not both")
+        titles = [str(k) for k in images]
+        pictures = list(images.values())
+    else:
+        pictures = list(images)
+    if not pictures:
+        raise ValueError("image_grid needs at least one picture")
+    if titles is not None and len(titles) != len(pictures):
+        raise ValueError(f"{len(titles)} titles for {len(pictures)} pictures")
+    n = len(pictures)
+    ncols = n if ncols is None else max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = _new_figure(nrows, ncols, panel=panel_size, extra_h=0.5 if suptitle else 0.2)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show(ax, pictures[i], titles[i] if titles is not None else None)
+        else:
+            ax.set_axis_off()
+    return fig
+
+
+def write_figures(
+    image: ImageLike,
+    out_dir: str | Path,
+    segmenters: Segmenters,
+    *,
+    resolutions: Sequence[InternalResolution] = DEFAULT_RESOLUTIONS,
+    amounts: Sequence[float] = DEFAULT_AMOUNTS,
+    repeats: int = 3,
+    internal_resolution: InternalResolution = None,
+    threshold: float = 0.7,
+    settings: EffectSettings | None = None,
+    dpi: int = 100,
+) -> list[Path]:
+    """Write the figures for ``image`` as PNG files into ``out_dir`` (created if needed).
+
+    The internal-resolution and mask-blur figures use the first segmenter; the models figure is
+    written only when there are two or more. File names are in :data:`FIGURE_FILES`.
+
+    Returns:
+        The paths written, in the order internal_resolution, mask_blur[, models].
+    """
+    rgb = load_image(image)
+    items = _segmenter_items(segmenters)
+    if not items:
+        raise ValueError("write_figures needs at least one segmenter")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    first = items[0][1]
+    seg = first.segment_person(rgb, internal_resolution=internal_resolution, segmentation_threshold=threshold)
+
+    makers = [
+        ("internal_resolution",
+         lambda: internal_resolution_figure(rgb, first, resolutions, repeats, threshold=threshold, settings=settings)),
+        ("mask_blur", lambda: mask_blur_figure(rgb, seg, amounts, settings=settings)),
+    ]
+    if len(items) > 1:
+        makers.append(
+            ("models", lambda: models_figure(rgb, dict(items), internal_resolution=internal_resolution,
+                                             threshold=threshold, repeats=repeats, settings=settings))
+        )
+    paths = []
+    for key, make in makers:
+        fig = make()
+        path = out / FIGURE_FILES[key]
+        fig.savefig(path, dpi=dpi)
+        fig.clear()  # our own figure: free its artists now (no pyplot, nothing global to close)
+        paths.append(path)
+    return paths

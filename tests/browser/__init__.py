@@ -1,0 +1,1 @@
+"""Browser tests (JupyterLab in headless Chromium); the harness is in conftest.py."""
