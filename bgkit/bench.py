@@ -1,0 +1,162 @@
+"""Speed benchmark: ``python -m bgkit.bench`` (a script, not a test).
+
+For each model x internal resolution x backend, on a 640x480 frame: median and p95 milliseconds per
+frame for segmentation alone and for segmentation plus compositing (the "mask" effect, and
+bokeh), after warm-up, with the plain eager PyTorch path measured in the same run as the
+baseline. Prints a table and writes JSON. Models whose pretrained weights are not on this machine
+run with random weights: the timing of a network does not depend on its weight values, and the
+rows say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backends import onnxruntime_available
+from .models.registry import get_spec
+from .pipeline import EffectSettings, render
+from .sample import sample_image
+from .segmenter import Segmenter, load_segmenter
+
+
+def _frame(width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.array(Image.fromarray(sample_image()).resize((width, height), Image.BILINEAR))
+
+
+def _random_weights(name: str) -> dict:
+    from torchvision.models import segmentation as tvseg
+
+    torch.manual_seed(0)
+    if name == "deeplabv3":
+        return tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
+    return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+
+
+def _timeit(fn, warmup: int, runs: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return float(np.median(times)), float(np.percentile(times, 95))
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: peak RSS is the best we have
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_segmenter(seg: Segmenter, frame: np.ndarray, resolution: Any, warmup: int, runs: int) -> dict:
+    """Timings (ms) of one segmenter at one internal resolution on ``frame``."""
+    mask = EffectSettings(effect="mask", internal_resolution=resolution)
+    bokeh = EffectSettings(effect="bokeh", internal_resolution=resolution)
+    s = seg.segment_person(frame, internal_resolution=resolution)
+    seg_med, seg_p95 = _timeit(lambda: seg.segment_person(frame, internal_resolution=resolution), warmup, runs)
+    mask_med, mask_p95 = _timeit(lambda: render(frame, seg.segment_person(frame, internal_resolution=resolution), mask), warmup, runs)
+    bokeh_med, bokeh_p95 = _timeit(lambda: render(frame, seg.segment_person(frame, internal_resolution=resolution), bokeh), warmup, runs)
+    comp_med, _ = _timeit(lambda: render(frame, s, mask), warmup, runs)
+    w, h = s.model_input_size
+    return {
+        "model_input": f"{w}x{h}",
+        "segment_ms_median": seg_med, "segment_ms_p95": seg_p95,
+        "end_to_end_mask_ms_median": mask_med, "end_to_end_mask_ms_p95": mask_p95,
+        "end_to_end_bokeh_ms_median": bokeh_med, "end_to_end_bokeh_ms_p95": bokeh_p95,
+        "compositing_mask_ms_median": comp_med,
+    }
+
+
+def memory_soak(seg: Segmenter, frame: np.ndarray, frames: int) -> dict:
+    """Run ``frames`` consecutive frames end to end; RSS after warm-up vs at the end (MiB)."""
+    settings = EffectSettings(effect="bokeh")
+    warm = min(100, frames // 10)
+    for _ in range(warm):
+        render(frame, seg.segment_person(frame), settings)
+    start = _rss_mb()
+    samples = []
+    for i in range(frames):
+        render(frame, seg.segment_person(frame), settings)
+        if i % max(1, frames // 20) == 0:
+            samples.append(_rss_mb())
+    end = _rss_mb()
+    return {"frames": frames, "rss_after_warmup_mib": start, "rss_end_mib": end, "growth_mib": end - start,
+            "rss_samples_mib": samples}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bgkit.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="selfie,deeplabv3,lraspp", help="comma-separated model names")
+    p.add_argument("--resolutions", default="default,low,medium,high,full",
+                   help="internal resolutions ('default' = the model's own)")
+    p.add_argument("--backends", default="eager,torch,onnxruntime", help="backends to time")
+    p.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--memory-frames", type=int, default=0, help="also run N frames and report RSS growth")
+    p.add_argument("--json", type=Path, default=Path("out/bench.json"), help="where to write the JSON")
+    args = p.parse_args(argv)
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    frame = _frame(width, height)
+    backends = [b for b in args.backends.split(",") if b != "onnxruntime" or onnxruntime_available()]
+    rows: list[dict] = []
+    print(f"{'model':17s} {'res':7s} {'input':8s} {'backend':12s} {'seg ms':>14s} {'seg+mask ms':>14s} "
+          f"{'seg+bokeh ms':>14s} {'vs eager':>8s}")
+    for name in args.models.split(","):
+        spec = get_spec(name)
+        weights = None if spec.is_available() or name.startswith("selfie") else _random_weights(name)
+        note = "random weights (timing only)" if weights is not None else ""
+        segs = {b: load_segmenter(name, device="cpu", weights=weights, backend=b) for b in backends}
+        for res_name in args.resolutions.split(","):
+            res = None if res_name == "default" else (float(res_name) if res_name[0].isdigit() else res_name)
+            base = None
+            for backend, seg in segs.items():
+                r = bench_segmenter(seg, frame, res, args.warmup, args.runs)
+                if backend == "eager":
+                    base = r["end_to_end_mask_ms_median"]
+                speedup = base / r["end_to_end_mask_ms_median"] if base else float("nan")
+                r.update(model=name, internal_resolution=res_name, backend=backend, speedup_vs_eager=speedup, note=note)
+                rows.append(r)
+                print(f"{name:17s} {res_name:7s} {r['model_input']:8s} {backend:12s} "
+                      f"{r['segment_ms_median']:6.1f} /{r['segment_ms_p95']:6.1f} "
+                      f"{r['end_to_end_mask_ms_median']:6.1f} /{r['end_to_end_mask_ms_p95']:6.1f} "
+                      f"{r['end_to_end_bokeh_ms_median']:6.1f} /{r['end_to_end_bokeh_ms_p95']:6.1f} "
+                      f"{speedup:7.2f}x {note}", flush=True)
+    result: dict[str, Any] = {
+        "frame": f"{width}x{height}", "runs": args.runs, "warmup": args.warmup, "unit": "ms (median / p95)",
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__},
+        "rows": rows,
+    }
+    if args.memory_frames:
+        seg = load_segmenter(args.models.split(",")[0], device="cpu", backend="auto")
+        result["memory"] = memory_soak(seg, frame, args.memory_frames)
+        m = result["memory"]
+        print(f"memory: {m['frames']} frames, RSS {m['rss_after_warmup_mib']:.0f} -> {m['rss_end_mib']:.0f} MiB "
+              f"(growth {m['growth_mib']:+.1f} MiB)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
