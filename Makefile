@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not browser"
 
 notebook: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.NoDelayKernelWebsocketConnection notebooks/
 
 clean:
 	rm -rf $(VENV) out test-artifacts .pytest_cache

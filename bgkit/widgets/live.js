@@ -1,0 +1,535 @@
+// bgkit LiveBackground: the browser half of the live loop.
+//
+// The BodyPix demo's loop (requestVideoFrameCallback -> segment -> draw) split in two: this page
+// grabs each camera frame, sends it to the kernel as a binary message, and draws the processed
+// picture that comes back. The protocol is described in bgkit/live.py.
+//
+// Rules: at most `max_in_flight` frames on their way (default 1); camera frames that come while
+// the kernel is busy are dropped, never queued (the freshest one is sent as soon as a reply
+// arrives); a frame not answered within `timeout_ms` is given up so a lost reply cannot stop the
+// loop. If the widget is shown twice, the first view runs the camera and the others mirror it.
+
+// widget instance key -> { views: [view, ...], shared: {...} }. anywidget hands every view its own
+// model proxy, so views of one widget are matched by the widget's `_view_key`; the map lives on
+// globalThis in case the module is evaluated more than once.
+const HUBS = (globalThis.__bgkitLiveHubs = globalThis.__bgkitLiveHubs || new Map());
+const REF = "IPY_MODEL_";
+
+function hubFor(model) {
+  const key = model.get("_view_key") || "?";
+  let hub = HUBS.get(key);
+  if (!hub) {
+    hub = { key, views: [], shared: { fps: 0, rtt50: null, modelMs: null, size: "", format: "", kB: 0, error: "", lastStream: null, pingMs: null, hint: "" } };
+    HUBS.set(key, hub);
+  }
+  return hub;
+}
+
+function explainCameraError(err) {
+  const name = (err && err.name) || "";
+  const text = (err && err.message) || String(err);
+  if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError")
+    return ["denied", "Camera access was denied. Allow the camera for this page (site settings in the address bar), then press Start."];
+  if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError")
+    return ["no-camera", "No camera was found. Plug one in (or check its permissions), then press Start."];
+  if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError")
+    return ["busy", "The camera could not be started: another program may be using it. Close it, then press Start."];
+  if (name === "Unavailable")
+    return ["unavailable", text];
+  return ["error", `Could not start the camera (${name ? name + ": " : ""}${text}).`];
+}
+
+function asBytes(buf) {
+  if (!buf) return null;
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf);
+  if (ArrayBuffer.isView(buf)) return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return null;
+}
+
+function percentile(values, q) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.round((q / 100) * (s.length - 1))));
+  return s[i];
+}
+
+function render({ model, el }) {
+  // ---------------------------------------------------------------- DOM
+  const root = document.createElement("div");
+  root.className = "bgkit-live";
+  const stage = document.createElement("div");
+  stage.className = "bgkit-live-stage";
+  const canvas = document.createElement("canvas");
+  canvas.className = "bgkit-live-output";
+  canvas.width = 640;
+  canvas.height = 480;
+  const ctx = canvas.getContext("2d");
+  const overlay = document.createElement("div");
+  overlay.className = "bgkit-live-message";
+  const video = document.createElement("video");
+  video.className = "bgkit-live-video";
+  video.muted = true;
+  video.playsInline = true;
+  video.autoplay = true;
+  video.setAttribute("playsinline", "");
+  const status = document.createElement("div");
+  status.className = "bgkit-live-status";
+  const notice = document.createElement("div");
+  notice.className = "bgkit-live-notice";
+  const hint = document.createElement("div");
+  hint.className = "bgkit-live-hint";
+  hint.style.display = "none";
+  stage.append(canvas, overlay, video);
+  root.append(stage, status, notice, hint);
+  el.appendChild(root);
+
+  const hub = hubFor(model);
+  const shared = hub.shared;
+  const view = { role: "mirror", becomeOwner: null, release: null };
+  hub.views.push(view);
+
+  let disposed = false;
+  let lastDrawn = 0; // seq of the picture on the canvas
+  const shownTimes = []; // draw times (ms) in the last 2 s
+
+  function showMessage(text, kind = "info") {
+    overlay.textContent = text || "";
+    overlay.dataset.kind = kind;
+    overlay.style.display = text ? "flex" : "none";
+  }
+  function showNotice() {
+    const n = model.get("notice") || "";
+    notice.textContent = n;
+    notice.style.display = n ? "block" : "none";
+  }
+  showMessage("");
+  showNotice();
+
+  // ---------------------------------------------------------------- drawing replies (all views)
+  async function drawResult(msg, buffers) {
+    const bytes = asBytes(buffers && buffers[0]);
+    if (!bytes) throw new Error("result without picture");
+    const w = msg.width, h = msg.height;
+    let bitmap = null;
+    if (msg.format !== "rgba") {
+      bitmap = await createImageBitmap(new Blob([bytes], { type: "image/" + msg.format }));
+    }
+    if (disposed || msg.seq < lastDrawn) { if (bitmap) bitmap.close(); return false; }
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+    if (bitmap) {
+      ctx.clearRect(0, 0, w, h);
+      ctx.drawImage(bitmap, 0, 0);
+      bitmap.close();
+    } else {
+      if (bytes.byteLength !== w * h * 4) throw new Error(`rgba picture of ${w}x${h} has ${bytes.byteLength} bytes`);
+      ctx.putImageData(new ImageData(new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, bytes.byteLength), w, h), 0, 0);
+    }
+    lastDrawn = msg.seq;
+    const now = performance.now();
+    shownTimes.push(now);
+    while (shownTimes.length && shownTimes[0] < now - 2000) shownTimes.shift();
+    return true;
+  }
+
+  function fpsShown() {
+    const now = performance.now();
+    while (shownTimes.length && shownTimes[0] < now - 2000) shownTimes.shift();
+    if (shownTimes.length < 2) return 0;
+    const span = shownTimes[shownTimes.length - 1] - shownTimes[0];
+    // frames over the window, counting the gap since the last frame so a stall shows as a drop
+    return span > 0 ? ((shownTimes.length - 1) * 1000) / Math.max(span, now - shownTimes[0]) : 0;
+  }
+
+  // ---------------------------------------------------------------- the camera loop (owner only)
+  const loop = {
+    stream: null, starting: null, on: false, vfc: null, raf: null, seq: 0,
+    inflight: new Map(), newFrame: false, dropped: 0, timeouts: 0, errors: 0,
+    rtts: [], rttHist: [], lastReplyAt: 0, lastSentAt: 0, backoffUntil: 0, stalled: false,
+    grab: typeof OffscreenCanvas === "function" ? new OffscreenCanvas(640, 480) : document.createElement("canvas"),
+    gctx: null, encodeMs: null, drawMs: null,
+  };
+
+  // JupyterLab sends widget messages to a kernel subshell (a thread of their own, so frames are
+  // processed while a cell runs), but only once that subshell exists: anything sent before goes
+  // to the main shell and waits behind running cells. So wait (at most 3 s) until it is there.
+  let commReadyPromise = null;
+  function commReady() {
+    if (!commReadyPromise) {
+      commReadyPromise = (async () => {
+        try {
+          const id = model.get("_model_ref");
+          if (!id || !model.widget_manager) return;
+          const real = await model.widget_manager.get_model(id);
+          const c = real && real.comm && real.comm.jsServicesComm;
+          if (!c || !c.subshellStarted || c.commsOverSubshells === "disabled") return;
+          const k = c._kernel;
+          if (k && k.info) { await Promise.race([k.info, new Promise((r) => setTimeout(r, 3000))]); }
+          if (k && k.supportsSubshells === false) return;
+          await Promise.race([c.subshellStarted.catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+        } catch (e) { /* no subshells here: messages simply go to the main shell */ }
+      })();
+    }
+    return commReadyPromise;
+  }
+
+  function setState(state, message) {
+    if (view.role !== "owner" || disposed) return;
+    try {
+      model.set("camera_state", state);
+      model.set("camera_message", message || "");
+      model.save_changes();
+    } catch (e) { /* kernel gone */ }
+  }
+
+  async function acquireStream() {
+    const ref = model.get("source");
+    if (typeof ref === "string" && ref.startsWith(REF)) {
+      const src = await model.widget_manager.get_model(ref.slice(REF.length));
+      if (!src || typeof src.captureStream !== "function")
+        throw Object.assign(new Error("the source widget cannot give a MediaStream"), { name: "Unavailable" });
+      try {
+        let s = await src.captureStream();
+        const vt = s && s.getVideoTracks ? s.getVideoTracks() : [];
+        if (vt.length && vt.every((t) => t.readyState === "ended") && "cameraStream" in src) {
+          src.cameraStream = null; // ipywebrtc caches its getUserMedia promise: ask again after a stop
+          s = await src.captureStream();
+        }
+        if (!s || !s.getVideoTracks || !s.getVideoTracks().length)
+          throw Object.assign(new Error("the source gives no video track"), { name: "NotFoundError" });
+        return s;
+      } catch (err) {
+        if ("cameraStream" in src) src.cameraStream = null; // don't keep a failed request cached
+        throw err;
+      }
+    }
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia)
+      throw Object.assign(new Error("This page cannot use a camera: browsers allow it only on https:// or http://localhost pages."), { name: "Unavailable" });
+    return navigator.mediaDevices.getUserMedia(model.get("constraints"));
+  }
+
+  function releaseStream() {
+    const s = loop.stream;
+    loop.stream = null;
+    if (s) s.getTracks().forEach((t) => { try { t.stop(); } catch (e) { /* ignore */ } });
+    try { video.pause(); } catch (e) { /* ignore */ }
+    video.srcObject = null;
+  }
+
+  function cancelCallbacks() {
+    if (loop.vfc !== null && video.cancelVideoFrameCallback) video.cancelVideoFrameCallback(loop.vfc);
+    if (loop.raf !== null) cancelAnimationFrame(loop.raf);
+    loop.vfc = loop.raf = null;
+  }
+
+  async function start() {
+    if (view.role !== "owner" || disposed || loop.on || loop.starting) return;
+    showMessage("Starting the camera… (if the browser asks, allow the camera for this page)");
+    loop.starting = (async () => {
+      await commReady();
+      if (disposed || view.role !== "owner" || !model.get("running")) return;
+      setState("starting", "");
+      const pinged = shared.pingMs === null ? measureTransport() : Promise.resolve();
+      let stream;
+      try {
+        stream = await acquireStream();
+        await Promise.race([pinged, new Promise((r) => setTimeout(r, 1500))]);
+      } catch (err) {
+        const [state, text] = explainCameraError(err);
+        if (!disposed) {
+          showMessage(text, "error");
+          setState(state, text);
+          try { model.set("running", false); model.save_changes(); } catch (e) { /* ignore */ }
+        }
+        return;
+      }
+      if (disposed || view.role !== "owner" || !model.get("running")) {
+        stream.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      loop.stream = stream;
+      shared.lastStream = stream;
+      stream.getVideoTracks().forEach((t) => t.addEventListener("ended", () => {
+        if (loop.stream === stream) stop("stopped", "The camera was switched off or unplugged. Press Start to try again.");
+      }));
+      video.srcObject = stream;
+      try { await video.play(); } catch (err) { /* autoplay of a muted video is allowed; frames still come */ }
+      loop.on = true;
+      loop.lastReplyAt = performance.now();
+      loop.stalled = false;
+      showMessage("");
+      setState("running", "");
+      schedule();
+    })();
+    try { await loop.starting; } finally { loop.starting = null; }
+  }
+
+  function stop(state = "stopped", text = "Camera stopped: press Start to run it again.") {
+    loop.on = false;
+    cancelCallbacks();
+    loop.inflight.clear();
+    loop.newFrame = false;
+    releaseStream();
+    if (!disposed) {
+      showMessage(text, state === "stopped" ? "info" : "error");
+      setState(state, state === "stopped" ? "" : text);
+    }
+  }
+
+  function schedule() {
+    if (!loop.on) return;
+    if (typeof video.requestVideoFrameCallback === "function") loop.vfc = video.requestVideoFrameCallback(onVideoFrame);
+    else loop.raf = requestAnimationFrame(onVideoFrame);
+  }
+
+  function onVideoFrame() {
+    loop.vfc = loop.raf = null;
+    if (!loop.on) return;
+    schedule();
+    if (loop.newFrame) loop.dropped += 1; // the previous camera frame was never sent: dropped
+    loop.newFrame = true;
+    pump();
+  }
+
+  function expire(now) {
+    const limit = model.get("timeout_ms") || 1000;
+    for (const [seq, t] of loop.inflight) {
+      if (now - t > limit) { loop.inflight.delete(seq); loop.timeouts += 1; }
+    }
+    const silentFor = now - loop.lastReplyAt;
+    if (loop.on && loop.lastSentAt > loop.lastReplyAt && silentFor > 3 * limit && !loop.stalled) {
+      loop.stalled = true;
+      showMessage("The kernel is not answering (busy, or restarted?). The picture resumes when it answers.", "warn");
+    }
+  }
+
+  function pump() {
+    if (!loop.on || !loop.newFrame) return;
+    const now = performance.now();
+    expire(now);
+    if (loop.inflight.size >= Math.max(1, model.get("max_in_flight") || 1)) return; // busy: wait, newest frame wins
+    if (now < loop.backoffUntil) return;
+    if (video.readyState < 2 || !video.videoWidth) return;
+    loop.newFrame = false;
+    const seq = ++loop.seq;
+    loop.inflight.set(seq, now); // hold the slot while encoding
+    sendFrame(seq, now).catch((err) => {
+      loop.inflight.delete(seq);
+      reportError(`could not send a frame: ${err && err.message || err}`);
+    });
+  }
+
+  async function sendFrame(seq, t) {
+    const vw = video.videoWidth, vh = video.videoHeight;
+    const maxW = model.get("frame_width") || vw;
+    const scale = Math.min(1, maxW / vw);
+    const w = Math.max(1, Math.round(vw * scale)), h = Math.max(1, Math.round(vh * scale));
+    const fmt = model.get("transport") === "rgba" ? "rgba" : "jpeg";
+    const g = loop.grab;
+    if (g.width !== w || g.height !== h) { g.width = w; g.height = h; }
+    if (!loop.gctx) loop.gctx = g.getContext("2d", { willReadFrequently: true });
+    loop.gctx.drawImage(video, 0, 0, w, h);
+    let buf;
+    if (fmt === "jpeg") {
+      const q = (model.get("jpeg_quality") || 80) / 100;
+      // OffscreenCanvas.convertToBlob encodes at once; canvas.toBlob waits for idle time
+      const blob = g.convertToBlob
+        ? await g.convertToBlob({ type: "image/jpeg", quality: q })
+        : await new Promise((resolve) => g.toBlob(resolve, "image/jpeg", q));
+      if (!blob) throw new Error("JPEG encoding failed");
+      buf = await blob.arrayBuffer();
+    } else {
+      buf = loop.gctx.getImageData(0, 0, w, h).data.buffer;
+    }
+    loop.encodeMs = performance.now() - t;
+    if (!loop.on || !loop.inflight.has(seq)) return; // stopped or timed out meanwhile
+    const client = {
+      fps: Math.round(fpsShown() * 100) / 100, rtt_ms: loop.rtts.splice(0), dropped: loop.dropped,
+      timeouts: loop.timeouts, format: fmt, encode_ms: Math.round(loop.encodeMs * 100) / 100,
+      draw_ms: loop.drawMs === null ? null : Math.round(loop.drawMs * 100) / 100,
+      ping_ms: shared.pingMs === null ? null : Math.round(shared.pingMs * 100) / 100,
+    };
+    try {
+      model.send({ type: "frame", seq, t, width: w, height: h, format: fmt, client }, undefined, [buf]);
+    } catch (err) {
+      stop("disconnected", "Lost the connection to the kernel: the camera is released. Run the cell again to restart.");
+      return;
+    }
+    loop.lastSentAt = performance.now();
+  }
+
+  function reportError(text) {
+    shared.error = text;
+    loop.errors += 1;
+    if (loop.errors <= 3) console.warn("bgkit LiveBackground:", text);
+  }
+
+  // ---------------------------------------------------------------- messages from the kernel
+  async function onMessage(msg, buffers) {
+    if (disposed || !msg || typeof msg !== "object") return;
+    try {
+      if (msg.type === "result") {
+        const mine = view.role === "owner" && !msg.simulated;
+        const sentAt = mine ? loop.inflight.get(msg.seq) : undefined;
+        if (mine) {
+          loop.inflight.delete(msg.seq);
+          loop.lastReplyAt = performance.now();
+          if (loop.stalled) { loop.stalled = false; showMessage(""); }
+          pump(); // send the newest camera frame while this one is drawn
+        }
+        if (msg.simulated && loop.on) return; // the live picture wins
+        const receivedAt = performance.now();
+        const drawn = await drawResult(msg, buffers);
+        if (drawn) {
+          if (mine) loop.drawMs = performance.now() - receivedAt;
+          shared.error = "";
+          if (mine) {
+            const rtt = performance.now() - (sentAt !== undefined ? sentAt : msg.t);
+            loop.rtts.push(Math.round(rtt * 100) / 100);
+            if (loop.rtts.length > 50) loop.rtts.splice(0, loop.rtts.length - 50);
+            loop.rttHist.push(rtt);
+            if (loop.rttHist.length > 100) loop.rttHist.shift();
+            shared.rtt50 = percentile(loop.rttHist, 50);
+          }
+          shared.modelMs = msg.model_ms;
+          shared.size = `${msg.width}×${msg.height}`;
+          shared.format = msg.format;
+          shared.kB = Math.round((msg.bytes_in || 0) / 1024);
+          shared.model = msg.model;
+        }
+      } else if (msg.type === "pong") {
+        const resolve = pings.get(msg.t);
+        if (resolve) { pings.delete(msg.t); resolve(performance.now() - msg.t); }
+      } else if (msg.type === "error") {
+        reportError(msg.error || "error");
+        if (view.role === "owner") {
+          if (msg.seq !== null && msg.seq !== undefined) loop.inflight.delete(msg.seq);
+          loop.lastReplyAt = performance.now();
+          loop.backoffUntil = performance.now() + 250; // a failing kernel gets 4 frames/s, not 30
+          setTimeout(pump, 260);
+        }
+      }
+    } catch (err) {
+      reportError(`could not draw a frame: ${err && err.message || err}`);
+      if (view.role === "owner") pump();
+    }
+  }
+  model.on("msg:custom", onMessage);
+
+  // Round trip of an empty message page -> kernel -> page (ms): the transport's share of the
+  // latency. A stock Jupyter server adds ~40 ms to each (Nagle's algorithm on its websockets);
+  // say how to avoid that (bgkit.live.NoDelayKernelWebsocketConnection).
+  async function measureTransport() {
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const ms = await ping(1000);
+      if (ms !== null) times.push(ms);
+    }
+    if (!times.length) return;
+    shared.pingMs = percentile(times, 50);
+    shared.hint = shared.pingMs > 30
+      ? `Even an empty message takes ~${Math.round(shared.pingMs)} ms to the kernel and back: the Jupyter server ` +
+        "holds small websocket messages (Nagle's algorithm). Start JupyterLab with " +
+        "--ServerApp.kernel_websocket_connection_class=bgkit.live.NoDelayKernelWebsocketConnection to save ~40 ms per frame."
+      : "";
+  }
+  const pings = new Map();
+  function ping(timeoutMs = 2000) {
+    return new Promise((resolve) => {
+      const t = performance.now();
+      pings.set(t, resolve);
+      try { model.send({ type: "ping", t }); } catch (e) { pings.delete(t); resolve(null); return; }
+      setTimeout(() => { if (pings.delete(t)) resolve(null); }, timeoutMs);
+    });
+  }
+
+  // ---------------------------------------------------------------- status line
+  function updateStatus() {
+    if (disposed) return;
+    if (view.role === "owner") { expire(performance.now()); pump(); }
+    const parts = [];
+    const fps = fpsShown();
+    if (view.role === "owner") shared.fps = fps;
+    parts.push(`${fps.toFixed(1)} fps`);
+    if (shared.modelMs !== null && shared.modelMs !== undefined) parts.push(`model ${Math.round(shared.modelMs)} ms`);
+    if (shared.rtt50 !== null) parts.push(`round trip ${Math.round(shared.rtt50)} ms`);
+    if (shared.size) parts.push(`${shared.size} ${shared.format} ${shared.kB} kB`);
+    if (shared.model) parts.push(shared.model);
+    if (view.role === "owner" && loop.on && loop.timeouts) parts.push(`${loop.timeouts} frames lost`);
+    if (view.role === "mirror") parts.push("(second view: the camera runs in the first one)");
+    status.textContent = parts.join(" · ");
+    status.dataset.error = shared.error ? "1" : "";
+    // the transport hint, while frames flow (see measureTransport)
+    const showHint = Boolean(shared.hint) && shared.fps > 0;
+    if (hint.textContent !== (shared.hint || "")) hint.textContent = shared.hint || "";
+    hint.style.display = showHint ? "block" : "none";
+    if (shared.error) status.textContent += ` · ⚠ ${shared.error}`;
+  }
+  const statusTimer = setInterval(updateStatus, 250);
+
+  // ---------------------------------------------------------------- roles, model events
+  view.becomeOwner = () => {
+    view.role = "owner";
+    root.dataset.role = "owner";
+    if (model.get("running")) start();
+    else { showMessage("Camera off: press Start."); commReady().then(() => setState("stopped", "")); }
+  };
+  view.release = () => stop("stopped");
+
+  if (hub.views[0] === view) view.becomeOwner();
+  else {
+    root.dataset.role = "mirror";
+    showMessage("");
+  }
+
+  model.on("change:running", () => {
+    if (view.role !== "owner") return;
+    if (model.get("running")) start();
+    else if (loop.on || loop.stream) stop("stopped");
+    else if (overlay.dataset.kind !== "error") { showMessage("Camera off: press Start."); setState("stopped", ""); }
+    // else: keep the message saying why the camera could not start (denied, none, busy ...)
+  });
+  model.on("change:source", () => {
+    if (view.role === "owner" && (loop.on || loop.stream)) { stop("stopped", "Switching camera…"); start(); }
+  });
+  model.on("change:notice", showNotice);
+  model.on("comm_live_update", () => {
+    // the kernel restarted or went away: give the camera back and say so
+    if (disposed) return;
+    if (view.role === "owner" && (loop.on || loop.stream || loop.starting)) {
+      loop.on = false; cancelCallbacks(); loop.inflight.clear(); releaseStream();
+    }
+    showMessage("The kernel was restarted or disconnected: the camera is released. Run the cell again for a new live view.", "error");
+  });
+
+  // Hooks for tests and for the curious (document.querySelector(".bgkit-live").bgkitLive).
+  root.bgkitLive = {
+    get role() { return view.role; },
+    get running() { return loop.on; },
+    get stream() { return loop.stream; },
+    get lastStream() { return shared.lastStream; },
+    get video() { return video; },
+    get canvas() { return canvas; },
+    ping,
+    stats: () => ({
+      role: view.role, running: loop.on, fps: fpsShown(), rttP50: percentile(loop.rttHist, 50),
+      rttP95: percentile(loop.rttHist, 95), sent: loop.seq, drawnSeq: lastDrawn, dropped: loop.dropped,
+      timeouts: loop.timeouts, errors: loop.errors, inflight: loop.inflight.size, error: shared.error,
+      tracks: (shared.lastStream ? shared.lastStream.getTracks() : []).map((t) => ({ kind: t.kind, readyState: t.readyState })),
+      message: overlay.textContent, pingMs: shared.pingMs, hint: hint.textContent,
+    }),
+  };
+
+  return () => {
+    // the view is removed (cell cleared, widget closed, page closed): stop everything it started
+    disposed = true;
+    clearInterval(statusTimer);
+    const wasOwner = view.role === "owner";
+    if (wasOwner) { loop.on = false; cancelCallbacks(); loop.inflight.clear(); releaseStream(); }
+    const i = hub.views.indexOf(view);
+    if (i >= 0) hub.views.splice(i, 1);
+    if (wasOwner && hub.views.length) hub.views[0].becomeOwner();
+    if (!hub.views.length) HUBS.delete(hub.key);
+  };
+}
+
+export default { render };
