@@ -21,36 +21,46 @@ from .compositing import (
 )
 from .imageio import ImageError, load_image, save_image
 from .models.registry import ModelSpec, WeightsUnavailableError, available_models, get_spec, list_models, register
-from .pipeline import EFFECTS, EffectSettings, process_frame, render
+from .pipeline import EFFECTS, EffectSettings, FrameProcessor, process_frame, render, segment_frame
+from .refine import guided_filter, refine_segmentation
 from .segmentation import INTERNAL_RESOLUTIONS, Segmentation, resolve_internal_resolution
 from .segmenter import Segmenter, load_segmenter
+from .temporal import TemporalSmoother
+from .video import VideoError, process_video
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EFFECTS",
     "EffectSettings",
+    "FrameProcessor",
     "INTERNAL_RESOLUTIONS",
     "ImageError",
     "ModelSpec",
     "Segmentation",
     "Segmenter",
+    "TemporalSmoother",
+    "VideoError",
     "WeightsUnavailableError",
     "available_models",
     "composite",
     "draw_bokeh_effect",
     "draw_mask",
     "get_spec",
+    "guided_filter",
     "list_models",
     "load_image",
     "load_segmenter",
     "parse_color",
     "process_frame",
+    "process_video",
+    "refine_segmentation",
     "register",
     "remove_background",
     "render",
     "replace_background",
     "resolve_internal_resolution",
     "save_image",
+    "segment_frame",
     "to_mask",
 ]

@@ -6,6 +6,8 @@ Subcommands:
     figures   write the comparison figures for an image
     fetch     download/cache model weights up front
     models    list the registered models and whether their weights are here
+    video     apply one effect to a video file (or a folder of frames), keeping fps and sound
+    evaluate  measure mean IoU, boundary F-score and flicker against ground-truth masks
 """
 
 from __future__ import annotations
@@ -93,6 +95,21 @@ def _add_effect_options(p: argparse.ArgumentParser) -> None:
                    help="background colour, e.g. '#000000ff' (mask) or the replacement colour (replace)")
     p.add_argument("--background-image", default=None, help="replacement picture for --effect replace")
     p.add_argument("--flip", action="store_true", help="mirror the output left-right")
+    p.add_argument("--no-refine", action="store_true",
+                   help="skip the guided-filter edge refinement (on by default)")
+
+
+def _add_temporal_options(p: argparse.ArgumentParser) -> None:
+    d = EffectSettings()
+    p.add_argument("--no-smoothing", action="store_true",
+                   help="no temporal smoothing: every frame's mask on its own (smoothing is on by default)")
+    p.add_argument("--ema", type=_ranged(0.01, 1), default=d.temporal_ema,
+                   help=f"weight of the newest frame in the moving average, (0, 1]; 1 = none (default {d.temporal_ema:g})")
+    p.add_argument("--motion-gate", type=_ranged(0, 1), default=d.temporal_motion_gate,
+                   help="probability change that skips the average, so motion is not trailed; 0 = plain average "
+                        f"(default {d.temporal_motion_gate:g})")
+    p.add_argument("--hysteresis", type=_ranged(0, 0.99), default=d.hysteresis,
+                   help=f"on/off band around the threshold, [0, 1); 0 = none (default {d.hysteresis:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +137,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", default=["selfie"], help="model names, or 'all' (default: selfie)")
 
     sub.add_parser("models", help="list the registered models")
+
+    p = sub.add_parser("video", help="apply an effect to a video file or a folder of frames")
+    p.add_argument("input", help="input video file, or a folder of numbered image frames")
+    p.add_argument("output", type=Path,
+                   help="output file (.mp4, .mov, .mkv, .webm; cutout needs .webm, .mov or .mkv), "
+                        "or a folder for PNG frames")
+    _add_model_options(p)
+    _add_effect_options(p)
+    _add_temporal_options(p)
+    p.add_argument("--no-audio", action="store_true", help="drop the audio track (kept by default)")
+    p.add_argument("--fps", type=_ranged(0.1, 1000), default=None,
+                   help="frame rate of a folder of frames (default 25; a video file keeps its own)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--no-progress", "-q", dest="progress", action="store_false", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="measure quality against ground-truth masks (IoU, boundary F, flicker)")
+    p.add_argument("--images", type=Path, required=True,
+                   help="folder of images; numbered frames (00000.jpg, ...) are evaluated as one video")
+    p.add_argument("--masks", type=Path, required=True, help="folder of masks with the same names (255 = person)")
+    _add_model_options(p)
+    p.add_argument("--internal-resolution", type=_resolution, default=None,
+                   help="low, medium, high, full or a number in (0, 2] (default: the model's)")
+    p.add_argument("--threshold", type=_ranged(0, 1), default=EffectSettings().threshold,
+                   help="segmentation threshold 0..1")
+    p.add_argument("--no-refine", action="store_true", help="without edge refinement")
+    _add_temporal_options(p)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--video", dest="as_video", action="store_const", const=True, default=None,
+                      help="treat the images as one video in name order (default: when the names are numbers)")
+    kind.add_argument("--photos", dest="as_video", action="store_const", const=False,
+                      help="treat the images as independent photos")
+    p.add_argument("--compare", action="store_true",
+                   help="also measure without smoothing and/or refinement, one row each")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-progress", "-q", dest="progress", action="store_false", help="no progress bar")
     return parser
 
 
@@ -169,7 +222,13 @@ def _settings(args: argparse.Namespace) -> EffectSettings:
         opacity=args.opacity, mask_blur_amount=args.mask_blur, background_blur_amount=args.background_blur,
         edge_blur_amount=args.edge_blur, foreground=args.foreground, background=args.background,
         background_image=bg_image, flip_horizontal=args.flip,
+        refine_edges=not getattr(args, "no_refine", False),
     )
+
+
+def _temporal(args: argparse.Namespace, settings: EffectSettings) -> EffectSettings:
+    return settings.updated(temporal_smoothing=not args.no_smoothing, temporal_ema=args.ema,
+                            temporal_motion_gate=args.motion_gate, hysteresis=args.hysteresis)
 
 
 def _cmd_effect(args: argparse.Namespace) -> int:
@@ -229,8 +288,59 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video(args: argparse.Namespace) -> int:
+    from .video import process_video
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames must be at least 1; got {args.max_frames}")
+    if not Path(args.input).exists():
+        raise CLIError(f"no such video file or folder of frames: {args.input}")
+    settings = _temporal(args, _settings(args))
+    summary = process_video(args.input, args.output, _load(args), settings, audio=not args.no_audio,
+                            progress=args.progress, fps=args.fps, max_frames=args.max_frames)
+    print(summary)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate, find_pairs, format_summary, is_numbered_sequence
+
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be at least 1; got {args.limit}")
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            raise CLIError(f"no such folder: {folder}")
+    pairs = find_pairs(args.images, args.masks)
+    video = args.as_video if args.as_video is not None else is_numbered_sequence(s for s, _, _ in pairs)
+    base = _temporal(args, EffectSettings(internal_resolution=args.internal_resolution, threshold=args.threshold,
+                                          refine_edges=not args.no_refine))
+    runs = [("settings", base)]
+    if args.compare:
+        runs = [("raw masks", base.updated(refine_edges=False, temporal_smoothing=False)),
+                ("+ refine", base.updated(refine_edges=True, temporal_smoothing=False))]
+        if video:  # photos are never smoothed
+            runs += [("+ smoothing", base.updated(refine_edges=False, temporal_smoothing=True)),
+                     ("+ both", base.updated(refine_edges=True, temporal_smoothing=True))]
+    segmenter = _load(args)
+    results = [evaluate(args.images, args.masks, segmenter, settings, video=video, limit=args.limit, label=label,
+                        progress=args.progress) for label, settings in runs]
+    if args.json:
+        print(json.dumps([json.loads(r.to_json()) for r in results], indent=2))
+        return 0
+    first = results[0]
+    what = f"{len(first.frames)} frames of one video" if video else f"{len(first.frames)} photos"
+    print(f"{args.images}: {what}; model {first.model}")
+    print(format_summary(results) if args.compare else first.table())
+    if video:
+        print("flicker: how much of the picture changes person/background between frames where the true mask "
+              "does not (lower is steadier)")
+    return 0
+
+
 COMMANDS = {"demo": _cmd_demo, "effect": _cmd_effect, "figures": _cmd_figures, "fetch": _cmd_fetch,
-            "models": _cmd_models}
+            "models": _cmd_models, "video": _cmd_video, "evaluate": _cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

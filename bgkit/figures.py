@@ -480,3 +480,146 @@ def write_figures(
         fig.clear()  # our own figure: free its artists now (no pyplot, nothing global to close)
         paths.append(path)
     return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# quality figures: temporal smoothing, edge refinement, measured quality (bgkit.evaluate results;
+# used by notebooks/03_quality.ipynb)
+
+__all__ += ["flicker_figure", "quality_figure", "refinement_figure"]
+
+
+def _result_items(results: Any) -> list[tuple[str, Any]]:
+    """(label, EvaluationResult) pairs from a mapping, or a sequence of results (their labels)."""
+    if isinstance(results, Mapping):
+        items = [(str(k), v) for k, v in results.items()]
+    elif isinstance(results, Sequence) and not isinstance(results, (str, bytes)):
+        items = [(getattr(r, "label", "") or f"{getattr(r, 'model', 'result')} #{i + 1}", r)
+                 for i, r in enumerate(results)]
+    else:
+        items = [(getattr(results, "label", "") or "result", results)]
+    if not items:
+        raise ValueError("no results to plot")
+    for label, r in items:
+        if not hasattr(r, "frames") or not hasattr(r, "mean_iou"):
+            raise TypeError(f"{label}: expected a bgkit.evaluate.EvaluationResult; got {type(r).__name__}")
+    return items
+
+
+def flicker_figure(results: Any, title: str | None = None) -> Figure:
+    """Flicker per frame for one or more evaluations of the same video (one line each).
+
+    ``results``: ``{label: EvaluationResult}`` or a sequence of results (labelled by their
+    ``label``), each from :func:`bgkit.evaluate.evaluate` on a video. The y axis is the percentage
+    of pixels whose true mask stayed the same that switched person/background between two
+    frames; the legend gives the mean.
+    """
+    items = _result_items(results)
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for label, r in items:
+        if r.kind != "video":
+            raise ValueError(f"{label}: flicker needs a video (a folder of numbered frames); these are photos")
+        y = 100.0 * np.asarray(r.flicker, dtype=float)
+        ax.plot(np.arange(1, len(y) + 1), y, lw=1.4, label=f"{label}  (mean {100 * r.flicker_score:.2f} %)")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("pixels that flipped (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "Flicker: mask changes between frames where the true mask did not change", fontsize=10)
+    return fig
+
+
+def quality_figure(results: Any, title: str | None = None) -> Figure:
+    """Bars of mean IoU and boundary F-score (and flicker, for videos) per setting or model."""
+    items = _result_items(results)
+    video = any(r.kind == "video" for _, r in items)
+    fig = Figure(figsize=(4.0 + 1.4 * len(items) * (2 if video else 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, 2 if video else 1, squeeze=False)[0]
+    labels = [label for label, _ in items]
+    x = np.arange(len(items))
+    ax = axes[0]
+    iou_v = [r.mean_iou for _, r in items]
+    bf_v = [r.mean_boundary_f for _, r in items]
+    b1 = ax.bar(x - 0.2, iou_v, 0.4, label="mean IoU")
+    b2 = ax.bar(x + 0.2, bf_v, 0.4, label="boundary F")
+    ax.bar_label(b1, fmt="%.3f", fontsize=7)
+    ax.bar_label(b2, fmt="%.3f", fontsize=7)
+    ax.set_xticks(x, labels, fontsize=8, rotation=15)
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=8, loc="upper right", ncols=2)
+    ax.set_title("region and edge accuracy (higher is better)", fontsize=9)
+    if video:
+        ax = axes[1]
+        fl = [100 * r.flicker_score if r.kind == "video" else 0.0 for _, r in items]
+        b3 = ax.bar(x, fl, 0.5, color="tab:red")
+        ax.bar_label(b3, fmt="%.2f", fontsize=7)
+        ax.set_xticks(x, labels, fontsize=8, rotation=15)
+        ax.set_ylabel("%")
+        ax.set_title("flicker (lower is steadier)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _difference_crops(a: np.ndarray, b: np.ndarray, count: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Up to ``count`` non-overlapping ``size`` windows (x, y, w, h) where masks a and b differ most
+    (or, where they agree, along the edge of ``a``)."""
+    h, w = a.shape
+    size = int(max(8, min(size, h, w)))
+    diff = (a.astype(bool) != b.astype(bool)).astype(np.float64)
+    if not diff.any():
+        x0, y0, s, _ = _edge_crop(a, size)
+        return [(x0, y0, s, s)]
+    c = np.pad(diff.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = c[size:, size:] - c[:-size, size:] - c[size:, :-size] + c[:-size, :-size]  # window sums
+    crops = []
+    for _ in range(count):
+        y0, x0 = np.unravel_index(int(np.argmax(sums)), sums.shape)
+        if sums[y0, x0] <= 0:
+            break
+        crops.append((int(x0), int(y0), size, size))
+        sums[max(0, y0 - size + 1): y0 + size, max(0, x0 - size + 1): x0 + size] = -1  # no overlaps
+    return crops
+
+
+def refinement_figure(
+    image: ImageLike,
+    raw: Segmentation,
+    refined: Segmentation,
+    truth: np.ndarray | None = None,
+    crops: int = 3,
+    size: int = 64,
+    title: str | None = None,
+) -> Figure:
+    """Zoomed crops of the mask's outline without and with edge refinement.
+
+    The crops are where the two masks differ most. Each row shows one crop twice: the outline
+    of ``raw`` (red) and of ``refined`` (cyan) over the picture, pixels enlarged, plus the true
+    outline (yellow, dashed) when ``truth`` is given.
+    """
+    rgb = load_image(image)
+    for name, s in (("raw", raw), ("refined", refined)):
+        if not isinstance(s, Segmentation):
+            raise TypeError(f"{name} must be a Segmentation; got {type(s).__name__}")
+        if (s.height, s.width) != rgb.shape[:2]:
+            raise ValueError(f"{name} is {s.width}x{s.height} but the image is {rgb.shape[1]}x{rgb.shape[0]}")
+    boxes = _difference_crops(raw.mask, refined.mask, max(1, int(crops)), size)
+    fig, axes = _new_figure(len(boxes), 2, panel=3.2, extra_h=0.7)
+    for row, (x0, y0, s, _) in enumerate(boxes):
+        for col, (seg, colour, name) in enumerate(((raw, "red", "without refinement"),
+                                                   (refined, "cyan", "with refinement"))):
+            ax = axes[row, col]
+            crop = (slice(y0, y0 + s), slice(x0, x0 + s))
+            _show(ax, rgb[crop], f"{name}  (x={x0}, y={y0})", interpolation="nearest")
+            ax.contour(seg.mask[crop].astype(float), levels=[0.5], colors=colour, linewidths=1.6)
+            if truth is not None:
+                t = np.asarray(truth)[crop].astype(float)
+                if 0 < t.mean() < 1:
+                    ax.contour(t, levels=[0.5], colors="yellow", linewidths=1.2, linestyles="dashed")
+    _footer(fig, "red: raw outline; cyan: refined" + ("; yellow dashed: truth" if truth is not None else "")
+            + f"\n{boxes[0][2]} px crops where the masks differ most")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

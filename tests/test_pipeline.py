@@ -37,9 +37,11 @@ def test_render_matches_the_compositing_functions(selfie, photo):
 
 
 def test_process_frame_segments_unflipped_and_mirrors_the_output(selfie, photo):
-    out, seg = process_frame(photo, selfie, EffectSettings(effect="replace", background=(0, 0, 255, 255),
-                                                           edge_blur_amount=0, flip_horizontal=True))
-    np.testing.assert_array_equal(seg.mask, selfie.segment_person(photo).mask)
+    settings = EffectSettings(effect="replace", background=(0, 0, 255, 255), edge_blur_amount=0, flip_horizontal=True)
+    out, seg = process_frame(photo, selfie, settings)
+    np.testing.assert_array_equal(seg.mask, bgkit.segment_frame(photo, selfie, settings).mask)
+    _, raw = process_frame(photo, selfie, settings.updated(refine_edges=False))
+    np.testing.assert_array_equal(raw.mask, selfie.segment_person(photo).mask)
     blue = (out == (0, 0, 255)).all(axis=2)
     np.testing.assert_array_equal(blue, np.fliplr(seg.mask == 0))
 
