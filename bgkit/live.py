@@ -377,6 +377,8 @@ class LiveProcessor:
         self._work_lock = threading.Lock()  # one frame at a time
         self._segmenter = segmenter
         self._settings = settings if settings is not None else EffectSettings()
+        # per-stream state (temporal smoothing history): frames are one video stream
+        self._stream = pipeline.FrameProcessor(segmenter, self._settings)
         self.reply_format = reply_format
         self.jpeg_quality = int(jpeg_quality)
         self._last_output: np.ndarray | None = None
@@ -502,12 +504,24 @@ class LiveProcessor:
                 torch.set_num_threads(n)
 
     def process(self, image: ImageLike) -> tuple[np.ndarray, Any]:
-        """Process one picture with the current segmenter and settings (``pipeline.process_frame``)."""
+        """Process the stream's next frame with the current segmenter and settings.
+
+        Goes through :class:`bgkit.pipeline.FrameProcessor`, so temporal smoothing (when
+        ``settings.temporal_smoothing``) carries over from frame to frame; changing the model
+        starts its history afresh.
+        """
         with self._lock:
             segmenter, settings = self._segmenter, self._settings
         with self._work_lock:
             self._set_threads()
-            return pipeline.process_frame(image, segmenter, settings)
+            if self._stream.segmenter is not segmenter:
+                self._stream.segmenter = segmenter
+            self._stream.settings = settings
+            return self._stream.process(image)
+
+    def reset_stream(self) -> None:
+        """Forget the temporal-smoothing history (camera restarted, scene changed)."""
+        self._stream.reset()
 
     def _reply_format(self, request_format: str, channels: int) -> str:
         fmt = self.reply_format

@@ -456,3 +456,29 @@ def test_nodelay_server_connection_class(monkeypatch) -> None:
     conn = cls.__new__(cls)
     conn._trait_values["websocket_handler"] = Handler()
     assert conn.connect() == "connected" and calls == [True]
+
+
+def test_live_processing_carries_temporal_smoothing_across_frames(data_dir):
+    """Frames are one stream: the smoother's history carries over, and matches FrameProcessor."""
+    import bgkit
+    from bgkit.live import LiveProcessor
+    from bgkit.pipeline import EffectSettings, FrameProcessor
+
+    frames = [bgkit.load_image(data_dir / "video" / "davis_dance-twirl" / "frames" / f"{i:05d}.jpg")
+              for i in range(4)]
+    seg = bgkit.load_segmenter("selfie", device="cpu")
+    settings = EffectSettings(effect="replace", background=(0, 255, 0, 255))
+    live, ref = LiveProcessor(seg, settings), FrameProcessor(seg, settings)
+    for frame in frames:
+        out, s = live.process(frame)
+        ref_out, ref_s = ref.process(frame)
+        np.testing.assert_array_equal(s.mask, ref_s.mask)
+        np.testing.assert_array_equal(out, ref_out)
+    assert ref.frames == 4
+    # the smoothed mask differs from a fresh per-frame one (history is used) ...
+    fresh = bgkit.segment_frame(frames[-1], seg, settings)
+    assert not np.array_equal(s.probabilities, fresh.probabilities)
+    # ... and switching smoothing off gives exactly the per-frame result
+    live.update(temporal_smoothing=False)
+    _, off = live.process(frames[-1])
+    np.testing.assert_array_equal(off.probabilities, fresh.probabilities)

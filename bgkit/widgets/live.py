@@ -141,10 +141,15 @@ class LiveBackground(anywidget.AnyWidget):
     replace_with = T.Enum(("colour", "image"), "colour")
     background_image = T.Any(None)
     flip_horizontal = T.Bool(True)
+    temporal_smoothing = T.Bool(True)
+    temporal_ema = T.Float(0.5, min=0.05, max=1.0)
+    hysteresis = T.Float(0.6, min=0.0, max=0.95)
+    refine_edges = T.Bool(True)
 
     _SETTING_NAMES = (
         "effect", "internal_resolution", "threshold", "opacity", "mask_blur_amount", "background_blur_amount",
-        "edge_blur_amount", "foreground", "background", "flip_horizontal",
+        "edge_blur_amount", "foreground", "background", "flip_horizontal", "temporal_smoothing", "temporal_ema",
+        "hysteresis", "refine_edges",
     )
 
     def __init__(
@@ -193,6 +198,8 @@ class LiveBackground(anywidget.AnyWidget):
             self.replace_with = "image"
         self.observe(self._on_setting, names=list(self._SETTING_NAMES) + ["replace_with", "background_image"])
         self.observe(self._on_model, names=["model"])
+        # a restarted camera is a new stream: forget the smoothing history
+        self.observe(lambda c: self._processor.reset_stream() if c["new"] else None, names=["running"])
         self._push_settings()
         self.controls = self._build_controls()
         self.ui = W.HBox([self, self.controls], layout=W.Layout(align_items="flex-start", flex_flow="row wrap"))
@@ -388,6 +395,10 @@ class LiveBackground(anywidget.AnyWidget):
         mask_blur = slider("mask_blur_amount", 0.0, 20.0, 0.5, "mask blur")
         bg_blur = slider("background_blur_amount", 0.0, 20.0, 0.5, "background blur")
         edge_blur = slider("edge_blur_amount", 0.0, 20.0, 0.5, "edge blur")
+        smoothing = self._bind(W.Checkbox(description="temporal smoothing", indent=False), "temporal_smoothing")
+        ema = slider("temporal_ema", 0.05, 1.0, 0.05, "new-frame weight")
+        hysteresis = slider("hysteresis", 0.0, 0.95, 0.05, "hysteresis")
+        refine = self._bind(W.Checkbox(description="refine edges", indent=False), "refine_edges")
 
         def colour(trait: str, label: str) -> W.Widget:
             picker = W.ColorPicker(concise=True, description=label, style=style, layout=W.Layout(width="13em"))
@@ -432,7 +443,7 @@ class LiveBackground(anywidget.AnyWidget):
         self.observe(lambda c: setattr(start, "description", "Stop" if c["new"] else "Start"), names="running")
         return W.VBox(
             [W.HBox([start, flip]), model, internal_res, effect, threshold, opacity, mask_blur, bg_blur, edge_blur,
-             fg, bg, W.HBox([replace_with]), upload],
+             W.HBox([smoothing, refine]), ema, hysteresis, fg, bg, W.HBox([replace_with]), upload],
             layout=W.Layout(min_width="24em"),
         )
 
