@@ -7,7 +7,7 @@ bgkit splits that loop between the page and the Python kernel::
     -------------------------------                      --------------------
     video frame -> canvas -> RGBA or JPEG bytes
     send {"type": "frame", seq, t, w, h, format} + bytes  ->  decode_frame()
-                                                              pipeline.process_frame(frame, segmenter, settings)
+                                                              FrameProcessor.process(frame) (smoothing)
                                                               encode_image()
     draw the picture; round trip = now - t            <-  {"type": "result", seq, t, model_ms, ...} + bytes
 
@@ -346,7 +346,7 @@ def resolve_torch_threads(value: int | str | None) -> int | None:
 
 
 class LiveProcessor:
-    """Turns frame messages into result messages with :func:`bgkit.pipeline.process_frame`.
+    """Turns frame messages into result messages with a :class:`bgkit.pipeline.FrameProcessor`.
 
     Thread safe: widget messages arrive on a kernel thread of their own (JupyterLab's comms over
     subshells) while notebook code changes settings on the main thread. The segmenter and settings
@@ -375,10 +375,9 @@ class LiveProcessor:
         self.torch_threads = resolve_torch_threads(torch_threads)
         self._lock = threading.RLock()  # guards segmenter/settings and the stats
         self._work_lock = threading.Lock()  # one frame at a time
-        self._segmenter = segmenter
-        self._settings = settings if settings is not None else EffectSettings()
-        # per-stream state (temporal smoothing history): frames are one video stream
-        self._stream = pipeline.FrameProcessor(segmenter, self._settings)
+        # segmenter, settings and per-stream state (temporal smoothing history) live in one
+        # FrameProcessor: the frames are one video stream
+        self._stream = pipeline.FrameProcessor(segmenter, settings if settings is not None else EffectSettings())
         self.reply_format = reply_format
         self.jpeg_quality = int(jpeg_quality)
         self._last_output: np.ndarray | None = None
@@ -390,31 +389,24 @@ class LiveProcessor:
 
     @property
     def segmenter(self) -> Segmenter:
-        with self._lock:
-            return self._segmenter
+        return self._stream.segmenter
 
     @segmenter.setter
     def segmenter(self, segmenter: Segmenter) -> None:
-        with self._lock:
-            self._segmenter = segmenter
+        if segmenter is not self._stream.segmenter:
+            self._stream.segmenter = segmenter  # another model: its smoothing history starts afresh
 
     @property
     def settings(self) -> EffectSettings:
-        with self._lock:
-            return self._settings
+        return self._stream.settings
 
     @settings.setter
     def settings(self, settings: EffectSettings) -> None:
-        if not isinstance(settings, EffectSettings):
-            raise TypeError(f"settings must be an EffectSettings; got {type(settings).__name__}")
-        with self._lock:
-            self._settings = settings
+        self._stream.settings = settings
 
     def update(self, **changes: Any) -> EffectSettings:
         """Change some settings (validated; applies from the next frame). Returns the new settings."""
-        with self._lock:
-            self._settings = self._settings.updated(**changes)
-            return self._settings
+        return self._stream.update(**changes)
 
     def reset_stats(self) -> None:
         """Forget all counters and timings (e.g. after changing the model, before measuring)."""
@@ -464,7 +456,7 @@ class LiveProcessor:
         """
         with self._lock:
             client = dict(self._client)
-            settings = self._settings
+            settings = self._stream.settings
             return {
                 "frames_received": self._frames_received,
                 "frames_processed": self._frames_processed,
@@ -486,7 +478,7 @@ class LiveProcessor:
                 "bytes_in": self._bytes_in,
                 "bytes_out": self._bytes_out,
                 "transport": client.get("format"),
-                "model": self._segmenter.name,
+                "model": self._stream.segmenter.name,
                 "internal_resolution": settings.internal_resolution,
                 "effect": settings.effect,
                 "last_error": self._last_error,
@@ -510,13 +502,8 @@ class LiveProcessor:
         ``settings.temporal_smoothing``) carries over from frame to frame; changing the model
         starts its history afresh.
         """
-        with self._lock:
-            segmenter, settings = self._segmenter, self._settings
         with self._work_lock:
             self._set_threads()
-            if self._stream.segmenter is not segmenter:
-                self._stream.segmenter = segmenter
-            self._stream.settings = settings
             return self._stream.process(image)
 
     def reset_stream(self) -> None:
@@ -581,11 +568,8 @@ class LiveProcessor:
             for key, stat in (("encode_ms", self._page_encode_ms), ("draw_ms", self._page_draw_ms)):
                 if _is_number(header.client.get(key)):
                     stat.add(header.client[key])
-            segmenter, settings = self._segmenter, self._settings
         try:
-            with self._work_lock:
-                self._set_threads()
-                out, seg = pipeline.process_frame(frame, segmenter, settings)
+            out, seg = self.process(frame)
         except Exception as exc:  # noqa: BLE001 - report, keep the loop alive
             return self._error(f"processing failed: {type(exc).__name__}: {exc}", header.seq, code="processing")
         t2 = time.perf_counter()
@@ -616,7 +600,7 @@ class LiveProcessor:
             "height": int(out.shape[0]),
             "channels": int(channels),
             "format": fmt,
-            "model": segmenter.name,
+            "model": seg.model,
             "model_ms": round(seg.elapsed_ms, 2),
             "process_ms": round(process_ms, 2),
             "kernel_fps": round(fps, 2),

@@ -172,6 +172,7 @@ class TemporalSmoother:
         """Forget the stream (the next frame starts afresh), e.g. at a scene cut or a new video."""
         self._avg = None
         self._state = None
+        self._threshold: float | None = None
         self.frames = 0
 
     @property
@@ -183,7 +184,9 @@ class TemporalSmoother:
         """Fold the next frame's segmentation in; returns the smoothed segmentation.
 
         The first frame (and the first after a reset or a change of frame size) passes through
-        unchanged: its average is its probability and its state its mask.
+        unchanged: its average is its probability and its state its mask. When the segmentation
+        threshold differs from the previous frame's, the on/off state restarts from the new
+        threshold (the average is kept), so moving a threshold slider takes effect at once.
         """
         if not isinstance(segmentation, Segmentation):
             raise TypeError(f"update() takes a bgkit Segmentation; got {type(segmentation).__name__}")
@@ -211,9 +214,11 @@ class TemporalSmoother:
             else:
                 avg[...] = probs
             state = self._state  # type: ignore[assignment]
+            if segmentation.threshold != self._threshold:
+                state = avg > segmentation.threshold  # a new threshold (a slider moved) applies at once
         state |= avg > on_t
         state &= ~(avg < off_t)
-        self._avg, self._state = avg, state
+        self._avg, self._state, self._threshold = avg, state, segmentation.threshold
         self.frames += 1
         return Segmentation(
             width=segmentation.width,

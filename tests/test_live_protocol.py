@@ -482,3 +482,23 @@ def test_live_processing_carries_temporal_smoothing_across_frames(data_dir):
     live.update(temporal_smoothing=False)
     _, off = live.process(frames[-1])
     np.testing.assert_array_equal(off.probabilities, fresh.probabilities)
+
+
+def test_frame_messages_go_through_the_stream(data_dir):
+    """The message loop itself (not only .process) uses the stream's smoothing history."""
+    import bgkit
+    from bgkit.live import LiveProcessor, SimulatedClient
+    from bgkit.pipeline import EffectSettings, FrameProcessor
+
+    frames = [bgkit.load_image(data_dir / "video" / "davis_dance-twirl" / "frames" / f"{i:05d}.jpg")
+              for i in range(3)]
+    seg = bgkit.load_segmenter("selfie", device="cpu")
+    settings = EffectSettings(effect="cutout", edge_blur_amount=0)
+    live, ref = LiveProcessor(seg, settings, reply_format="rgba"), FrameProcessor(seg, settings)
+    client = SimulatedClient(live.handle_message, fmt="rgba")
+    for frame in frames:
+        reply, picture = client.roundtrip(frame)
+        assert reply["type"] == "result", reply
+        _, ref_seg = ref.process(frame)
+    assert live._stream.frames == 3
+    np.testing.assert_array_equal(picture[..., 3] > 0, ref_seg.mask == 1)

@@ -280,3 +280,16 @@ def test_public_names():
     for name in ("FrameProcessor", "TemporalSmoother", "segment_frame", "refine_segmentation", "guided_filter",
                  "process_video", "VideoError"):
         assert name in bgkit.__all__ and hasattr(bgkit, name)
+
+
+def test_a_new_threshold_applies_at_once():
+    """Hysteresis must not keep pixels on after the user raises the threshold slider."""
+    from bgkit.segmentation import Segmentation
+    from bgkit.temporal import TemporalSmoother
+
+    probs = np.full((4, 4), 0.8, np.float32)
+    sm = TemporalSmoother()
+    assert sm.update(Segmentation.from_probabilities(probs, 0.7)).mask.all()
+    assert sm.update(Segmentation.from_probabilities(probs, 0.7)).mask.all()  # held on
+    assert not sm.update(Segmentation.from_probabilities(probs, 0.9)).mask.any()  # new threshold: off now
+    assert not sm.update(Segmentation.from_probabilities(probs, 0.9)).mask.any()

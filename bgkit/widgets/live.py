@@ -1,7 +1,7 @@
 """``LiveBackground``: the webcam, with its background removed, blurred or replaced, live in JupyterLab.
 
 The page (``live.js``) grabs camera frames and sends them to the kernel as binary messages; the
-kernel runs :func:`bgkit.pipeline.process_frame` on each (see :mod:`bgkit.live` for the protocol)
+kernel runs :class:`bgkit.pipeline.FrameProcessor` on each (see :mod:`bgkit.live` for the protocol)
 and sends the picture back, which the page draws. The controls beside the picture are ordinary
 ipywidgets bound to the widget's settings; everything applies while the camera runs::
 
