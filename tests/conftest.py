@@ -36,6 +36,29 @@ def dev_rows(data_dir: Path) -> list[dict]:
     return rows
 
 
+class CachedSegmenter:
+    """Wraps a segmenter and remembers each picture's result, so A/B runs pay for the model once."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.cache: dict = {}
+
+    def segment_person(self, image, internal_resolution=None, segmentation_threshold=0.7, flip_horizontal=False):
+        key = (image.shape, hash(image[::5, ::5].tobytes()), internal_resolution, segmentation_threshold)
+        if key not in self.cache:
+            self.cache[key] = self.inner.segment_person(image, internal_resolution, segmentation_threshold)
+        return self.cache[key]
+
+
+@pytest.fixture(scope="session")
+def cached_selfie() -> CachedSegmenter:
+    """The real selfie segmenter behind a result cache (for tests comparing settings on the same data)."""
+    import bgkit
+
+    return CachedSegmenter(bgkit.load_segmenter("selfie", device="cpu"))
+
+
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
     """The bundled public-domain sample photo (NASA astronaut, from scikit-image)."""

@@ -240,21 +240,6 @@ def test_cli_evaluate_json_and_table(tmp_path, capsys):
 # -- acceptance: the dance clip ------------------------------------------------------------------
 
 
-class CachedSegmenter:
-    """Remembers each frame's result, so the A/B runs below pay for the model once."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.name = inner.name
-        self.cache: dict = {}
-
-    def segment_person(self, image, internal_resolution=None, segmentation_threshold=0.7, flip_horizontal=False):
-        key = (image.shape, hash(image[::5, ::5].tobytes()), internal_resolution, segmentation_threshold)
-        if key not in self.cache:
-            self.cache[key] = self.inner.segment_person(image, internal_resolution, segmentation_threshold)
-        return self.cache[key]
-
-
 @pytest.fixture(scope="module")
 def dance(data_dir):
     clip = data_dir / "video" / "davis_dance-twirl"
@@ -266,10 +251,10 @@ def dance(data_dir):
 
 
 @pytest.mark.slow
-def test_defaults_halve_the_flicker_on_the_dance_clip_without_losing_iou(dance):
+def test_defaults_halve_the_flicker_on_the_dance_clip_without_losing_iou(dance, cached_selfie):
     """Acceptance: on the whole dance clip, the default smoothing (+ refinement) at least halves the
     flicker of the raw per-frame masks, and the mean IoU is at most 0.01 lower."""
-    seg = CachedSegmenter(bgkit.load_segmenter("selfie", device="cpu"))
+    seg = cached_selfie
     raw = evaluate_frames(dance, seg, EffectSettings(refine_edges=False, temporal_smoothing=False), video=True)
     default = evaluate_frames(dance, seg, EffectSettings(), video=True)
     smooth_only = evaluate_frames(dance, seg, EffectSettings(refine_edges=False), video=True)

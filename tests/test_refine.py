@@ -102,25 +102,10 @@ def test_refine_segmentation_keeps_metadata_and_scales_with_the_model():
         guided_filter(image, probs[:, :10])
 
 
-class CachedSegmenter:
-    """Wraps a segmenter and remembers each picture's result, so A/B runs pay for the model once."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.name = inner.name
-        self.cache: dict = {}
-
-    def segment_person(self, image, internal_resolution=None, segmentation_threshold=0.7, flip_horizontal=False):
-        key = (image.shape, hash(image[::7, ::7].tobytes()), internal_resolution, segmentation_threshold)
-        if key not in self.cache:
-            self.cache[key] = self.inner.segment_person(image, internal_resolution, segmentation_threshold)
-        return self.cache[key]
-
-
 @pytest.mark.slow
-def test_refinement_raises_boundary_f_without_lowering_iou_on_the_dev_photos(dev_rows):
+def test_refinement_raises_boundary_f_without_lowering_iou_on_the_dev_photos(dev_rows, cached_selfie):
     """Acceptance: on the dev photos, edge refinement raises the boundary F-score and keeps the IoU."""
-    seg = CachedSegmenter(bgkit.load_segmenter("selfie", device="cpu"))
+    seg = cached_selfie
     photos = [(r["stem"], r["image"], r["mask"]) for r in dev_rows]
     raw = evaluate_frames(photos, seg, EffectSettings(refine_edges=False), label="raw")
     refined = evaluate_frames(photos, seg, EffectSettings(), label="refined")
