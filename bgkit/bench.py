@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backends import onnxruntime_available
+from .backends import onnxruntime_available, openvino_available
 from .models.registry import get_spec
 from .models.standin import stand_in_state_dict
 from .pipeline import EffectSettings, render
@@ -34,6 +34,13 @@ def _frame(width: int, height: int) -> np.ndarray:
     from PIL import Image
 
     return np.array(Image.fromarray(sample_image()).resize((width, height), Image.BILINEAR))
+
+
+def _weights_for(name: str) -> tuple[dict | None, str]:
+    """(weights, note): the model's own weights where on this machine, else stand-ins (labelled)."""
+    if name.startswith("selfie") or get_spec(name).is_available():
+        return None, ""
+    return stand_in_state_dict(name), "stand-in weights (timing only)"
 
 
 def _summary(times: list[float]) -> tuple[float, float]:
@@ -110,7 +117,7 @@ def memory_soak(seg: Segmenter, frame: np.ndarray, frames: int) -> dict:
             samples.append(_rss_mb())
     end = _rss_mb()
     return {"frames": frames, "rss_after_warmup_mib": start, "rss_end_mib": end, "growth_mib": end - start,
-            "rss_samples_mib": samples}
+            "growth_second_half_mib": end - samples[len(samples) // 2], "rss_samples_mib": samples}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="selfie,deeplabv3,lraspp", help="comma-separated model names")
     p.add_argument("--resolutions", default="default,low,medium,high,full",
                    help="internal resolutions ('default' = the model's own)")
-    p.add_argument("--backends", default="eager,torch,onnxruntime", help="backends to time")
+    p.add_argument("--backends", default="eager,torch,onnxruntime,openvino", help="backends to time")
     p.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
@@ -129,14 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     frame = _frame(width, height)
-    backends = [b for b in args.backends.split(",") if b != "onnxruntime" or onnxruntime_available()]
+    installed = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available()}
+    backends = [b for b in args.backends.split(",") if installed.get(b, True)]
     rows: list[dict] = []
     print(f"{'model':17s} {'res':7s} {'input':8s} {'backend':12s} {'seg ms':>14s} {'seg+mask ms':>14s} "
           f"{'seg+bokeh ms':>14s} {'vs eager':>8s}")
     for name in args.models.split(","):
-        spec = get_spec(name)
-        weights = None if spec.is_available() or name.startswith("selfie") else stand_in_state_dict(name)
-        note = "stand-in weights (timing only)" if weights is not None else ""
+        weights, note = _weights_for(name)
         segs = {b: load_segmenter(name, device="cpu", weights=weights, backend=b) for b in backends}
         for res_name in args.resolutions.split(","):
             res = None if res_name == "default" else (float(res_name) if res_name[0].isdigit() else res_name)
@@ -158,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     if args.memory_frames:
-        seg = load_segmenter(args.models.split(",")[0], device="cpu", backend="auto")
+        name = args.models.split(",")[0]
+        seg = load_segmenter(name, device="cpu", weights=_weights_for(name)[0], backend="auto")
         result["memory"] = memory_soak(seg, frame, args.memory_frames)
         m = result["memory"]
-        print(f"memory: {m['frames']} frames, RSS {m['rss_after_warmup_mib']:.0f} -> {m['rss_end_mib']:.0f} MiB "
-              f"(growth {m['growth_mib']:+.1f} MiB)")
+        print(f"memory: {name}, {seg.backend} backend, {m['frames']} frames, RSS {m['rss_after_warmup_mib']:.0f} -> {m['rss_end_mib']:.0f} MiB "
+              f"(growth {m['growth_mib']:+.1f} MiB; second half {m['growth_second_half_mib']:+.1f} MiB)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")

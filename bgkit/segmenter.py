@@ -133,9 +133,10 @@ def load_segmenter(
         device: "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "mps" or a torch.device.
         weights: None for the model's official weights, a path to a weights file, or (torchvision
             models) a state-dict mapping.
-        backend: "auto" (ONNX Runtime on the CPU where installed, else torch), "torch"
-            (channels_last), "onnxruntime", or "eager" (the plain PyTorch module, the baseline).
-            All give the same masks (see tests/test_backends.py).
+        backend: "auto" (on the CPU: OpenVINO, else ONNX Runtime, whichever is installed, else
+            torch; on a GPU: torch), "torch" (channels_last), "onnxruntime", "openvino", or
+            "eager" (the plain PyTorch module, the baseline). All give the same masks (see
+            tests/test_backends.py); :mod:`bgkit.backends` has the measured speeds.
 
     Raises:
         ValueError: unknown name or device.

@@ -22,6 +22,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+FAST = ("torch", "onnxruntime", "openvino")
+
+
 def _weights(name: str):
     return None if name.startswith("selfie") else stand_in_state_dict(name)
 
@@ -32,7 +35,7 @@ def model_set(request, tmp_path_factory, monkeypatch_module):
     name = request.param
     w = _weights(name)
     return name, {b: bgkit.load_segmenter(name, device="cpu", weights=w, backend=b)
-                  for b in ("eager", "torch", "onnxruntime")}
+                  for b in FAST + ("eager",)}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,10 @@ def monkeypatch_module():
 
 def test_backends_resolve_and_report():
     cpu = torch.device("cpu")
-    assert backends.resolve_backend("auto", cpu) == "onnxruntime"
+    assert backends.resolve_backend("auto", cpu) == "openvino"  # installed here, and the fastest
+    assert backends.resolve_backend("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        backends.resolve_backend("openvino", torch.device("cuda"))
     with pytest.raises(ValueError, match="backend must be one of"):
         backends.resolve_backend("tensorrt", cpu)
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -53,11 +59,11 @@ def test_backends_resolve_and_report():
 @pytest.mark.parametrize("resolution", [None, "low", "high", 0.33])
 def test_fast_paths_match_eager_on_dev_photos(model_set, dev_rows, resolution):
     name, segs = model_set
-    assert [s.backend for s in segs.values()] == ["eager", "torch", "onnxruntime"]
+    assert [s.backend for s in segs.values()] == list(FAST) + ["eager"]
     rows = dev_rows if resolution is None else dev_rows[::4]
     for row in rows:
         ref = segs["eager"].segment_person(row["image"], internal_resolution=resolution, segmentation_threshold=0.5)
-        for backend in ("torch", "onnxruntime"):
+        for backend in FAST:
             got = segs[backend].segment_person(row["image"], internal_resolution=resolution, segmentation_threshold=0.5)
             diff = float(np.abs(got.probabilities - ref.probabilities).max())
             assert diff <= 1e-3, (name, backend, row["stem"], diff)
@@ -78,28 +84,30 @@ def test_onnx_export_is_cached_by_weights(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.onnx"))) == 2 and landscape._run.onnx_file != a._run.onnx_file
 
 
-def test_broken_export_falls_back_to_torch(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_broken_export_falls_back_to_torch(backend, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path))
 
     def boom(*args, **kwargs):
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(backends, "export_onnx", boom)
-    seg = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
+    seg = bgkit.load_segmenter("selfie", device="cpu", backend=backend)
     assert seg.backend == "torch"
     assert "exporter exploded" in capsys.readouterr().err
     assert seg.segment_person(np.zeros((20, 20, 3), np.uint8)).mask.shape == (20, 20)
 
 
-def test_onnxruntime_pins_one_session_per_shape(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_one_compiled_graph_per_input_shape(backend, tmp_path, monkeypatch):
     monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path))
-    seg = bgkit.load_segmenter("selfie", device="cpu", backend="onnxruntime")
-    runner = seg._run
-    runner.max_shapes = 2
+    seg = bgkit.load_segmenter("selfie", device="cpu", backend=backend)
+    cache = seg._run.sessions if backend == "onnxruntime" else seg._run.requests
+    cache.max_shapes = 2
     img = np.random.default_rng(0).integers(0, 256, (96, 128, 3), np.uint8)
     ref = seg.segment_person(img, internal_resolution=1.0).probabilities
     for scale in (1.0, 0.5, 0.7):  # model inputs 96x128, 48x64, 80x96 (multiples of 16)
         seg.segment_person(img, internal_resolution=scale)
-    assert list(runner._sessions) == [(1, 3, 48, 64), (1, 3, 80, 96)]  # the oldest evicted
+    assert list(cache.items) == [(1, 3, 48, 64), (1, 3, 80, 96)]  # the oldest evicted
     again = seg.segment_person(img, internal_resolution=1.0).probabilities  # re-made on demand
     np.testing.assert_array_equal(again, ref)
