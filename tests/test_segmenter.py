@@ -81,8 +81,8 @@ def test_corrupt_and_non_image_files(segmenter, tmp_path):
 
 def test_describe_and_repr(segmenter):
     assert "LR-ASPP" in segmenter.describe() and "cpu" in segmenter.describe()
-    assert repr(segmenter) == "Segmenter('lraspp', device='cpu', backend='onnxruntime')"
-    assert 'onnxruntime backend' in segmenter.describe()
+    assert repr(segmenter) == "Segmenter('lraspp', device='cpu', backend='openvino')"  # auto, on the CPU
+    assert 'openvino backend' in segmenter.describe()
 
 
 def test_auto_falls_back_to_selfie_and_says_so(tmp_path, monkeypatch, capsys):
