@@ -10,7 +10,7 @@ A PyTorch port of the TensorFlow.js BodyPix demo API::
 
 from __future__ import annotations
 
-from . import _threads  # noqa: F401  (before torch loads: see bgkit/_threads.py)
+from . import _process  # noqa: F401  (before torch loads: see bgkit/_process.py)
 from .compositing import (
     composite,
     draw_bokeh_effect,

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .backends import BACKENDS
 from .imageio import ImageError, load_image, save_image
 from .models.registry import WeightsUnavailableError, get_spec, list_models
 from .pipeline import EFFECTS, EffectSettings, render
@@ -77,6 +78,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="segmenter: auto (default), " + ", ".join(list_models()))
     p.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda or mps")
     p.add_argument("--weights", default=None, help="weights file for the model (default: its official weights)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="how the network runs: auto (default: the fastest installed), eager, torch, onnxruntime, openvino")
 
 
 def _add_effect_options(p: argparse.ArgumentParser) -> None:
@@ -210,7 +213,7 @@ def _model_choice_or_error(name: str) -> str:
 def _load(args: argparse.Namespace):
     from .segmenter import load_segmenter
 
-    seg = load_segmenter(args.model, device=args.device, weights=args.weights)
+    seg = load_segmenter(args.model, device=args.device, weights=args.weights, backend=args.backend)
     print(f"model: {seg.describe()}", file=sys.stderr)
     return seg
 

@@ -47,6 +47,17 @@ def test_replace_with_image_and_internal_resolution(tmp_path, person_photo, samp
     assert Image.open(out).size == Image.open(person_photo).size
 
 
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_backend_option_picks_the_backend_and_gives_the_same_picture(tmp_path, person_photo, backend, capsys):
+    outs = {}
+    for b in ("openvino", backend):
+        outs[b] = tmp_path / f"{b}.png"
+        assert main(["effect", str(person_photo), "-o", str(outs[b]), "--model", "selfie", "--backend", b]) == 0
+        assert f"{b} backend" in capsys.readouterr().err
+    a, b_ = (np.asarray(Image.open(p), dtype=int) for p in outs.values())
+    assert np.abs(a - b_).max() <= 1  # same mask; a 1e-5 difference may round a blended pixel the other way
+
+
 def test_figures_subcommand(tmp_path, person_photo, capsys):
     assert main(["figures", str(person_photo), "-o", str(tmp_path), "--models", "selfie"]) == 0
     paths = capsys.readouterr().out.split()
