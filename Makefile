@@ -35,5 +35,8 @@ test-fast: $(STAMP)
 notebook: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.NoDelayKernelWebsocketConnection notebooks/
 
+bench: $(STAMP)
+	$(PY) -m bgkit.bench --memory-frames 2000 --json out/bench.json
+
 clean:
 	rm -rf $(VENV) out test-artifacts .pytest_cache

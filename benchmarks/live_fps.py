@@ -15,8 +15,9 @@ Run it from the repository root (needs ../shared/data and Chromium)::
     .venv/bin/python benchmarks/live_fps.py --models selfie --resolutions medium --transports jpeg,rgba
     .venv/bin/python benchmarks/live_fps.py --offline             # no browser: protocol + processing only
 
-deeplabv3 and lraspp run with *random* weights when their pretrained weights are not on this
-machine (same network, same cost, meaningless masks); the table says so.
+deeplabv3 and lraspp run with stand-in weights (``bgkit.models.standin``: random, batch-norm
+calibrated) when their pretrained weights are not on this machine (same network, same cost,
+meaningless masks); the table says so.
 """
 
 from __future__ import annotations
@@ -55,18 +56,15 @@ BENCH_NOTEBOOK = {
     "nbformat_minor": 5,
 }
 
-# Kernel-side helper: load a model (random weights for the torchvision ones if need be).
+# Kernel-side helper: load a model (stand-in weights for the torchvision ones if need be).
 LOAD_MODEL = """
 def _bench_load(name):
     import bgkit
     spec = bgkit.get_spec(name)
     if spec.is_available() or name.startswith('selfie'):
         return bgkit.load_segmenter(name), False
-    import torchvision.models.segmentation as S
-    build = S.deeplabv3_mobilenet_v3_large if name == 'deeplabv3' else S.lraspp_mobilenet_v3_large
-    kw = dict(aux_loss=True) if name == 'deeplabv3' else {}
-    sd = build(weights=None, weights_backbone=None, num_classes=21, **kw).state_dict()
-    return bgkit.load_segmenter(name, weights=sd), True
+    from bgkit.models.standin import stand_in_state_dict
+    return bgkit.load_segmenter(name, weights=stand_in_state_dict(name)), True
 """
 
 
@@ -135,7 +133,7 @@ def run_browser(args: argparse.Namespace) -> list[dict]:
                             d1, t1 = hook_stats(page)["drawnSeq"], time.monotonic()
                             ks = kernel.eval("live.stats")
                             row = {
-                                "model": model + (" (random weights)" if random else ""), "resolution": res,
+                                "model": model + (" (stand-in weights)" if random else ""), "resolution": res,
                                 "transport": transport, "fps_shown": (d1 - d0) / (t1 - t0),
                                 "latency_ms_p50": ks["latency_ms_p50"], "latency_ms_p95": ks["latency_ms_p95"],
                                 "model_ms_p50": ks["model_ms_p50"], "kernel_ms_p50": ks["process_ms_p50"],
@@ -191,7 +189,7 @@ def run_offline(args: argparse.Namespace) -> list[dict]:
                     n += 1
                 ks = proc.stats
                 row = {
-                    "model": model + (" (random weights)" if random else ""), "resolution": res,
+                    "model": model + (" (stand-in weights)" if random else ""), "resolution": res,
                     "transport": transport + " (offline)", "fps_shown": n / (time.perf_counter() - t0),
                     "latency_ms_p50": client.rtt_ms.percentile(50), "latency_ms_p95": client.rtt_ms.percentile(95),
                     "model_ms_p50": ks["model_ms_p50"], "kernel_ms_p50": ks["process_ms_p50"],
