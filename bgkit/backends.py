@@ -57,7 +57,8 @@ def openvino_available() -> bool:
     return _importable("openvino")
 
 
-_PACKAGES = {"onnxruntime": (onnxruntime_available, "onnxruntime"), "openvino": (openvino_available, "openvino")}
+#: backends that need a package of the same name, and how to tell it is installed
+_PACKAGES = {"onnxruntime": onnxruntime_available, "openvino": openvino_available}
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -67,15 +68,14 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "auto":
         if device.type == "cpu":
             for name in ("openvino", "onnxruntime"):
-                if _PACKAGES[name][0]():
+                if _PACKAGES[name]():
                     return name
         return "torch"
     if backend in _PACKAGES:
-        available, package = _PACKAGES[backend]
         if device.type != "cpu":
             raise ValueError(f"the {backend} backend runs on the CPU; got device {device}")
-        if not available():
-            raise ValueError(f"backend={backend!r} needs the {package} package: pip install {package}")
+        if not _PACKAGES[backend]():
+            raise ValueError(f"backend={backend!r} needs the {backend} package: pip install {backend}")
     return backend
 
 

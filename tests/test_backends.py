@@ -56,6 +56,16 @@ def test_backends_resolve_and_report():
         bgkit.load_segmenter("selfie", backend="tvm")
 
 
+def test_auto_falls_back_by_what_is_installed(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setitem(backends._PACKAGES, "openvino", lambda: False)
+    assert backends.resolve_backend("auto", cpu) == "onnxruntime"
+    with pytest.raises(ValueError, match="pip install openvino"):
+        backends.resolve_backend("openvino", cpu)
+    monkeypatch.setitem(backends._PACKAGES, "onnxruntime", lambda: False)
+    assert backends.resolve_backend("auto", cpu) == "torch"
+
+
 @pytest.mark.parametrize("resolution", [None, "low", "high", 0.33])
 def test_fast_paths_match_eager_on_dev_photos(model_set, dev_rows, resolution):
     name, segs = model_set
