@@ -63,3 +63,40 @@ def cached_selfie() -> CachedSegmenter:
 def sample_path() -> Path:
     """The bundled public-domain sample photo (NASA astronaut, from scikit-image)."""
     return REPO / "bgkit" / "data" / "astronaut.jpg"
+
+
+
+class NotebookRun:
+    """A notebook executed headless: its cell outputs (nbformat nodes, in order)."""
+
+    def __init__(self, outputs: list) -> None:
+        self.outputs = outputs
+
+    @property
+    def stream_text(self) -> str:
+        """Everything the cells printed."""
+        return "".join(o.get("text", "") for o in self.outputs if o.output_type == "stream")
+
+    @property
+    def mimes(self) -> list[str]:
+        """The MIME types of all rich outputs (one entry per output and type)."""
+        return [m for o in self.outputs for m in o.get("data", {})]
+
+
+def _run_notebook(path: Path, cwd: Path) -> NotebookRun:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+    for o in outputs:
+        assert o.output_type != "error", "".join(o.get("traceback", [])) or f"{o.get('ename')}: {o.get('evalue')}"
+    return NotebookRun(outputs)
+
+
+@pytest.fixture
+def run_notebook():
+    """``run_notebook(path, cwd)``: execute a notebook in a fresh ``python3`` kernel working in ``cwd``;
+    fails the test on any error output; returns a :class:`NotebookRun`."""
+    return _run_notebook

@@ -12,29 +12,18 @@ NOTEBOOK = REPO / "notebooks" / "02_live_camera.ipynb"
 
 
 @pytest.mark.slow
-def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
+def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path, run_notebook) -> None:
     monkeypatch.setenv("BGKIT_OUT_DIR", str(tmp_path))
     monkeypatch.setenv("BGKIT_LIVE_FRAMES", "4")
     monkeypatch.setenv("BGKIT_LIVE_MODEL", "selfie")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-
     text = []
     images = 0
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for out in cell.outputs:
-            assert out.output_type != "error", f"{out.get('ename')}: {out.get('evalue')}"
-            if out.output_type == "stream":
-                text.append(out.text)
-            elif out.output_type in ("execute_result", "display_data"):
-                text.append(out.data.get("text/plain", ""))
-                images += "image/png" in out.data
+    for out in run_notebook(NOTEBOOK, NOTEBOOK.parent).outputs:
+        if out.output_type == "stream":
+            text.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            text.append(out.data.get("text/plain", ""))
+            images += "image/png" in out.data
     text = "\n".join(text)
     # the widget is built (its repr is the box with the controls) and says there was no camera
     assert "LiveBackground" in text

@@ -12,10 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 from PIL import Image
 
 import bgkit
@@ -31,23 +29,13 @@ NOTEBOOK = REPO / "notebooks" / "01_still_image.ipynb"
 
 
 @pytest.mark.slow
-def test_notebook_runs_headless_and_writes_the_figures(tmp_path, monkeypatch):
+def test_notebook_runs_headless_and_writes_the_figures(tmp_path, monkeypatch, run_notebook):
     out = tmp_path / "out"
     monkeypatch.setenv("BGKIT_OUT_DIR", str(out))
     monkeypatch.setenv("BGKIT_FIGURE_REPEATS", "1")
     monkeypatch.delenv("BGKIT_PHOTO", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-
-    texts, mimes = [], []
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            assert o.output_type != "error", "".join(o.get("traceback", []))
-            texts.append(o.get("text", "") if o.output_type == "stream" else "")
-            mimes.extend(o.get("data", {}).keys())
-    text = "".join(texts)
+    run = run_notebook(NOTEBOOK, tmp_path)
+    text, mimes = run.stream_text, run.mimes
     assert "bundled sample photo" in text
     assert " on cpu" in text or " on cuda" in text or " on mps" in text  # segmenter.describe()
     assert "application/vnd.jupyter.widget-view+json" in mimes  # the explorer (and the upload button)
