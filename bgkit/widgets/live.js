@@ -172,12 +172,17 @@ function render({ model, el }) {
     return commReadyPromise;
   }
 
-  function setState(state, message) {
+  // One message to the kernel: the state, its message and any other traits (e.g. running=false)
+  // change together, so Python never sees a failed camera that is still "running".
+  function setState(state, message, extra = {}) {
     if (view.role !== "owner" || disposed) return;
     try {
+      // `extra` first: the kernel applies a message's traits in order, so by the time Python
+      // can read the new camera_state, `running` has already changed too.
+      for (const [key, value] of Object.entries(extra)) model.set(key, value);
       model.set("camera_state", state);
       model.set("camera_message", message || "");
-      model.save_changes();
+      model.save_changes(); // one message for all of the above
     } catch (e) { /* kernel gone */ }
   }
 
@@ -237,8 +242,7 @@ function render({ model, el }) {
         const [state, text] = explainCameraError(err);
         if (!disposed) {
           showMessage(text, "error");
-          setState(state, text);
-          try { model.set("running", false); model.save_changes(); } catch (e) { /* ignore */ }
+          setState(state, text, { running: false });
         }
         return;
       }
