@@ -114,10 +114,15 @@ def _entry(variant: str) -> SelfieFile:
         raise ValueError(f"unknown selfie model variant {variant!r}; known: {known}") from None
 
 
+def cached_path(variant: str = "general") -> Path:
+    """Where the model file of ``variant`` sits in the cache (whether or not it is there yet)."""
+    return cache_dir() / _entry(variant).filename
+
+
 def is_cached(variant: str = "general") -> bool:
     """True if the model file of ``variant`` is in the cache with the right checksum."""
     entry = _entry(variant)
-    path = cache_dir() / entry.filename
+    path = cached_path(variant)
     try:
         return path.is_file() and sha256_of(path) == entry.sha256
     except OSError:

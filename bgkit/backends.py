@@ -7,7 +7,8 @@ in torch, in :class:`bgkit.Segmenter`; only the network call differs:
 * ``"eager"``: the plain PyTorch module, as torchvision runs it (the baseline).
 * ``"torch"``: the same module in ``channels_last`` memory format under ``inference_mode``.
 * ``"onnxruntime"``: the module exported once to ONNX (dynamic input size) and run by ONNX Runtime;
-  the export is cached in ``<bgkit cache>/onnx/`` under a fingerprint of the weights.
+  the export is cached beside the weights file, under a fingerprint of the weights (see
+  :func:`onnx_path_for`).
 * ``"openvino"``: the same ONNX file compiled by OpenVINO for each input shape (f32 precision).
   The fastest measured on a 2-core x86 CPU: DeepLabV3 at 320x240 in 8.1 ms vs 9.9 ms (ONNX
   Runtime) and 29 ms (eager); the selfie model in 1.4 vs 2.7 ms.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -118,17 +120,33 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def onnx_path_for(name: str, module: torch.nn.Module) -> Path:
+def _writable_dir(folder: Path) -> bool:
+    """True if a file can be created in ``folder`` (tried, not guessed: root ignores permissions
+    but not a read-only mount)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bgkit-write-test-"):
+            return True
+    except OSError:
+        return False
+
+
+def onnx_path_for(name: str, module: torch.nn.Module, beside: Path | None = None) -> Path:
     """Where the ONNX export of ``module`` (registered as ``name``) is cached.
 
-    ``$BGKIT_ONNX_CACHE_DIR`` if set, else ``<bgkit cache>/onnx``. The file name carries a hash of
-    the weights, so other weights (or a new torch) get their own export.
+    In order: ``$BGKIT_ONNX_CACHE_DIR`` if set; beside the weights file ``beside`` (as
+    ``<weights file name>.<tag>.onnx``) if its folder is writable; else ``<bgkit cache>/onnx``.
+    The tag carries a hash of the weights, the torch version and the export recipe's version, so
+    other weights (or a new torch) get their own export.
     """
     from .assets import cache_dir
 
-    folder = Path(os.environ.get("BGKIT_ONNX_CACHE_DIR") or cache_dir() / "onnx").expanduser()
     tag = f"{name}-{weights_fingerprint(module)}-torch{torch.__version__.split('+')[0]}-v{ONNX_EXPORT_VERSION}"
-    return folder / f"{tag}.onnx"
+    env = os.environ.get("BGKIT_ONNX_CACHE_DIR")
+    if env:
+        return Path(env).expanduser() / f"{tag}.onnx"
+    if beside is not None and beside.parent.is_dir() and _writable_dir(beside.parent):
+        return beside.parent / f"{beside.name}.{tag}.onnx"
+    return cache_dir() / "onnx" / f"{tag}.onnx"
 
 
 def export_onnx(module: torch.nn.Module, path: Path, example_size: tuple[int, int] = (256, 256)) -> Path:
@@ -254,17 +272,21 @@ def fast_variant(module: torch.nn.Module) -> torch.nn.Module:
     return make() if callable(make) else module
 
 
-def make_runner(name: str, module: torch.nn.Module, device: torch.device, backend: str) -> Runner:
+def make_runner(
+    name: str, module: torch.nn.Module, device: torch.device, backend: str, beside: Path | None = None
+) -> Runner:
     """Build the runner for ``backend`` (already resolved); ONNX export failures fall back to torch.
 
     The eager runner runs ``module`` as it is (the baseline); the fast ones run its fast variant.
+    ``beside``: the weights file, if any; the ONNX export is cached next to it (see
+    :func:`onnx_path_for`).
     """
     if backend == "eager":
         return EagerRunner(module)
     module = fast_variant(module)
     if backend == "torch":
         return ChannelsLastRunner(module, device)
-    path = onnx_path_for(name, module)
+    path = onnx_path_for(name, module, beside)
     runner = OpenVinoRunner if backend == "openvino" else OnnxRuntimeRunner
     try:
         if not path.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,15 @@ FALLBACK_MODEL = "selfie"
 class Segmenter:
     """A loaded person segmenter (model weights on one device). Make one with :func:`load_segmenter`."""
 
-    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, backend: str = "eager") -> None:
+    def __init__(
+        self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, backend: str = "eager",
+        weights_file: Path | None = None,
+    ) -> None:
         self.spec = spec
         self.module = module.eval()
         self.device = device
         self.backend = resolve_backend(backend, device)
-        self._run = make_runner(spec.name, self.module, device, self.backend)
+        self._run = make_runner(spec.name, self.module, device, self.backend, beside=weights_file)
         self.backend = self._run.name  # what actually runs (an export failure falls back to torch)
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
@@ -155,4 +159,4 @@ def load_segmenter(
     spec = get_spec(name)
     dev = select_device(device)
     module = spec.build(weights, dev)
-    return Segmenter(spec, module, dev, backend=backend)
+    return Segmenter(spec, module, dev, backend=backend, weights_file=spec.weights_file(weights))

@@ -8,6 +8,8 @@ architectures (stand-in weights: random but batch-norm calibrated, so that the p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -92,6 +94,53 @@ def test_onnx_export_is_cached_by_weights(tmp_path, monkeypatch):
     assert a._run.onnx_file == b._run.onnx_file
     landscape = bgkit.load_segmenter("selfie_landscape", device="cpu", backend="onnxruntime")
     assert len(list(tmp_path.glob("*.onnx"))) == 2 and landscape._run.onnx_file != a._run.onnx_file
+
+
+def test_onnx_export_sits_beside_the_weights_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("BGKIT_ONNX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("BGKIT_CACHE_DIR", str(tmp_path / "cache"))
+    weights = tmp_path / "mine" / "lraspp-finetuned.pth"
+    weights.parent.mkdir()
+    torch.save(stand_in_state_dict("lraspp"), weights)
+    seg = bgkit.load_segmenter("lraspp", device="cpu", weights=str(weights), backend="onnxruntime")
+    beside = sorted(weights.parent.glob("*.onnx"))
+    assert [p.name.startswith("lraspp-finetuned.pth.lraspp-") for p in beside] == [True]
+    assert seg._run.onnx_file == beside[0]
+    assert not (tmp_path / "cache").exists()  # nothing went to the cache folder
+    # other weights in the same place get their own file; the first is left as it was
+    mtime = beside[0].stat().st_mtime_ns
+    torch.save(stand_in_state_dict("lraspp", seed=1), weights)
+    again = bgkit.load_segmenter("lraspp", device="cpu", weights=weights, backend="openvino")
+    assert len(list(weights.parent.glob("*.onnx"))) == 2 and again._run.onnx_file != beside[0]
+    assert beside[0].stat().st_mtime_ns == mtime
+
+
+def test_onnx_export_without_a_writable_weights_folder_goes_to_the_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("BGKIT_ONNX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("BGKIT_CACHE_DIR", str(tmp_path / "cache"))
+    # weights given as a state dict in memory: no file to sit beside
+    seg = bgkit.load_segmenter("lraspp", device="cpu", weights=stand_in_state_dict("lraspp"), backend="onnxruntime")
+    assert seg._run.onnx_file.parent == tmp_path / "cache" / "onnx"
+    # a weights file in a folder nobody may write to (root ignores chmod, so simulate the mount)
+    weights = tmp_path / "ro" / "w.pth"
+    weights.parent.mkdir()
+    torch.save(stand_in_state_dict("lraspp"), weights)
+    real = backends._writable_dir
+    monkeypatch.setattr(backends, "_writable_dir", lambda folder: folder != weights.parent and real(folder))
+    seg = bgkit.load_segmenter("lraspp", device="cpu", weights=weights, backend="onnxruntime")
+    assert seg._run.onnx_file.parent == tmp_path / "cache" / "onnx"
+    assert list(weights.parent.iterdir()) == [weights]
+    # $BGKIT_ONNX_CACHE_DIR wins over both
+    monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(tmp_path / "chosen"))
+    seg = bgkit.load_segmenter("lraspp", device="cpu", weights=weights, backend="onnxruntime")
+    assert seg._run.onnx_file.parent == tmp_path / "chosen"
+
+
+def test_writable_dir_is_tried_not_guessed(tmp_path):
+    assert backends._writable_dir(tmp_path)
+    assert not backends._writable_dir(tmp_path / "missing")
+    assert not backends._writable_dir(Path("/proc/self"))  # read-only even for root
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

@@ -102,3 +102,23 @@ def test_auto_prefers_deeplabv3_when_its_weights_are_here(tmp_path, monkeypatch,
     monkeypatch.setenv("BGKIT_DEEPLABV3_WEIGHTS", str(path))
     assert bgkit.load_segmenter("auto", device="cpu").name == "deeplabv3"
     assert "using model 'deeplabv3'" in capsys.readouterr().err
+
+
+def test_every_model_names_the_file_its_weights_load_from(tmp_path, monkeypatch):
+    from bgkit.assets import cached_path
+    from bgkit.models.registry import get_spec, list_models
+    from bgkit.models.torchvision_models import hub_cache_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("BGKIT_CACHE_DIR", str(tmp_path / "bgkit"))
+    monkeypatch.delenv("BGKIT_DEEPLABV3_WEIGHTS", raising=False)
+    official = {"selfie": cached_path("general"), "selfie_landscape": cached_path("landscape"),
+                "deeplabv3": hub_cache_path("deeplabv3"), "lraspp": hub_cache_path("lraspp")}
+    assert set(official) == set(list_models())
+    for name, path in official.items():
+        spec = get_spec(name)
+        assert spec.weights_file(None) == path and path.is_relative_to(tmp_path), name
+        assert spec.weights_file(str(tmp_path / "w.bin")) == tmp_path / "w.bin"
+    assert get_spec("lraspp").weights_file({"a": torch.zeros(1)}) is None  # in memory: no file
+    monkeypatch.setenv("BGKIT_DEEPLABV3_WEIGHTS", str(tmp_path / "env.pth"))
+    assert get_spec("deeplabv3").weights_file(None) == tmp_path / "env.pth"

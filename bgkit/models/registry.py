@@ -7,6 +7,7 @@ normalisation, where its weights come from and their licence, and how to build t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -34,6 +35,9 @@ class ModelSpec:
         build: ``build(weights, device) -> nn.Module``; the module maps normalised float
             N x 3 x h x w RGB to N x 1 x h x w person probability in 0..1.
         is_available: True if the weights can be loaded without the network.
+        weights_file: ``weights_file(weights) -> Path | None``: the local file that ``weights``
+            (the same argument as ``build``'s; None = the official weights) load from, or None
+            for in-memory weights. The fast backends cache their ONNX export beside it.
     """
 
     name: str
@@ -47,6 +51,7 @@ class ModelSpec:
     licence: str
     build: Callable[[Any, torch.device], torch.nn.Module]
     is_available: Callable[[], bool]
+    weights_file: Callable[[Any], Path | None] = lambda weights: None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

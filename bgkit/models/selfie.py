@@ -359,6 +359,12 @@ def _is_cached(variant: str) -> bool:
     return is_cached(variant)
 
 
+def _weights_file(variant: str, weights: Any) -> Path | None:
+    from ..assets import cached_path
+
+    return cached_path(variant) if weights is None else Path(weights) if isinstance(weights, (str, Path)) else None
+
+
 _SOURCE = (
     "Google MediaPipe selfie segmentation ({file}), https://storage.googleapis.com/mediapipe-assets/{file} "
     "(also in the mediapipe==0.10.14 wheel)"
@@ -377,6 +383,7 @@ SELFIE = register(
         licence="Apache-2.0",
         build=lambda weights, device: load_selfie("general", weights, device),
         is_available=lambda: _is_cached("general"),
+        weights_file=lambda weights: _weights_file("general", weights),
     )
 )
 
@@ -393,5 +400,6 @@ SELFIE_LANDSCAPE = register(
         licence="Apache-2.0",
         build=lambda weights, device: load_selfie("landscape", weights, device),
         is_available=lambda: _is_cached("landscape"),
+        weights_file=lambda weights: _weights_file("landscape", weights),
     )
 )

@@ -167,6 +167,18 @@ def _builder(name: str) -> Callable[[Any, torch.device], nn.Module]:
     return build
 
 
+def _weights_file(name: str) -> Callable[[Any], Path | None]:
+    def weights_file(weights: Any) -> Path | None:
+        if weights is None:
+            env = os.environ.get(_env_var(name))
+            return Path(env).expanduser() if env else hub_cache_path(name)
+        if isinstance(weights, (str, os.PathLike)):
+            return Path(weights).expanduser()
+        return None  # a state dict in memory
+
+    return weights_file
+
+
 def _available(name: str) -> Callable[[], bool]:
     def is_available() -> bool:
         env = os.environ.get(_env_var(name))
@@ -194,5 +206,6 @@ for _name, _title in (
             licence="BSD-3-Clause (torchvision); trained on COCO",
             build=_builder(_name),
             is_available=_available(_name),
+            weights_file=_weights_file(_name),
         )
     )
