@@ -280,7 +280,8 @@ def _check_notebook_ran_live(lab: LabPage, kernel: KernelPeek) -> None:
     stats = hook_stats(page)
     assert stats["role"] == "owner" and stats["running"] is False
     assert stats["tracks"] and all(t["readyState"] == "ended" for t in stats["tracks"]), stats
-    assert kernel.eval("live.camera_state") == "stopped"
+    # the page tells the kernel after it stopped: give that message a moment to arrive
+    wait_for(lambda: kernel.eval("live.camera_state") == "stopped", 10, "camera_state 'stopped' in the kernel")
 
 
 def _check_start_and_frame_rate(lab: LabPage, kernel: KernelPeek) -> None:
