@@ -180,11 +180,10 @@ def _weights_file(name: str) -> Callable[[Any], Path | None]:
 
 
 def _available(name: str) -> Callable[[], bool]:
+    official_file = _weights_file(name)
+
     def is_available() -> bool:
-        env = os.environ.get(_env_var(name))
-        if env:
-            return Path(env).expanduser().is_file()
-        return hub_cache_path(name).is_file()
+        return official_file(None).is_file()
 
     return is_available
 
