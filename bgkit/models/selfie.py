@@ -370,36 +370,28 @@ _SOURCE = (
     "(also in the mediapipe==0.10.14 wheel)"
 )
 
-SELFIE = register(
-    ModelSpec(
-        name="selfie",
-        title="MediaPipe Selfie Segmentation (general, 256x256)",
-        native_size=NATIVE_SIZES["general"],
-        default_internal_resolution=None,
-        mean=MEAN,
-        std=STD,
-        size_multiple=SIZE_MULTIPLE,
-        weights_source=_SOURCE.format(file="selfie_segmentation.tflite"),
-        licence="Apache-2.0",
-        build=lambda weights, device: load_selfie("general", weights, device),
-        is_available=lambda: _is_cached("general"),
-        weights_file=lambda weights: _weights_file("general", weights),
-    )
-)
 
-SELFIE_LANDSCAPE = register(
-    ModelSpec(
-        name="selfie_landscape",
-        title="MediaPipe Selfie Segmentation (landscape, 144x256)",
-        native_size=NATIVE_SIZES["landscape"],
+def _spec(name: str, variant: str, title: str) -> ModelSpec:
+    """The registry entry of one selfie model file (``variant`` keys bgkit.assets.SELFIE_FILES)."""
+    from ..assets import SELFIE_FILES
+
+    return ModelSpec(
+        name=name,
+        title=title,
+        native_size=NATIVE_SIZES[variant],
         default_internal_resolution=None,
         mean=MEAN,
         std=STD,
         size_multiple=SIZE_MULTIPLE,
-        weights_source=_SOURCE.format(file="selfie_segmentation_landscape.tflite"),
+        weights_source=_SOURCE.format(file=SELFIE_FILES[variant].filename),
         licence="Apache-2.0",
-        build=lambda weights, device: load_selfie("landscape", weights, device),
-        is_available=lambda: _is_cached("landscape"),
-        weights_file=lambda weights: _weights_file("landscape", weights),
+        build=lambda weights, device: load_selfie(variant, weights, device),
+        is_available=lambda: _is_cached(variant),
+        weights_file=lambda weights: _weights_file(variant, weights),
     )
+
+
+SELFIE = register(_spec("selfie", "general", "MediaPipe Selfie Segmentation (general, 256x256)"))
+SELFIE_LANDSCAPE = register(
+    _spec("selfie_landscape", "landscape", "MediaPipe Selfie Segmentation (landscape, 144x256)")
 )
