@@ -33,10 +33,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not browser"
 
 notebook: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.NoDelayKernelWebsocketConnection notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.server.NoDelayKernelWebsocketConnection notebooks/
 
 bench: $(STAMP)
-	$(PY) -m bgkit.bench --memory-frames 2000 --json out/bench.json
+	$(PY) -m bgkit.eval.bench --memory-frames 2000 --json out/bench.json
 
 clean:
 	rm -rf $(VENV) out test-artifacts .pytest_cache

@@ -1,195 +1,91 @@
-"""The one data path: frame in -> segmentation -> compositing -> frame out.
+"""The one data path: frame in -> segmentation (probability, soft alpha, mask) -> compositing -> frame out.
 
-Still images, video files and the live camera all call :func:`process_frame` (or
-:func:`render` when they already have a segmentation) with an :class:`EffectSettings`.
+Every entry point makes its pictures here: the still explorer, the figures, ``bgkit demo``,
+``bgkit effect``, ``bgkit video``, batches, the live camera and the notebooks::
 
-Segmentation is :func:`segment_frame`: the segmenter, then (``settings.refine_edges``) the
-guided-filter edge refinement of :mod:`bgkit.refine`. A *stream* of frames (a video file, the
-live camera) goes through one :class:`FrameProcessor`, which adds the temporal smoothing of
-:mod:`bgkit.temporal` (``settings.temporal_smoothing``) and keeps that stream's state; a still
-image never is smoothed.
+    import bgkit
+    pipe = bgkit.Pipeline(bgkit.load_segmenter("selfie"), effect="bokeh", background_blur_amount=8)
+    result = pipe.process("photo.jpg")        # a still: result.picture, result.segmentation
+    stream = pipe.stream()                    # a video or a camera: temporal state per stream
+    for frame in frames:
+        picture = stream.process(frame).picture
+
+A frame is converted once, at the edge (:func:`bgkit.load_image`, then one tensor on the
+model's device), and the same tensor flows through the model, the edge refinement
+(:func:`bgkit.ops.refine.refine_t`), the temporal smoothing (streams only,
+:class:`bgkit.TemporalSmoother`) and the compositing (:mod:`bgkit.ops.compositing`'s torch
+cores), so on a GPU everything runs there. Bokeh, replace and cut-out blend with the soft
+alpha; the mask effect draws the binary mask, as BodyPix's ``toMask``/``drawMask`` do.
+
+Settings (:class:`bgkit.EffectSettings`) may change between frames (``pipe.settings = ...`` or
+:meth:`Pipeline.update`, e.g. from sliders); each frame reads them once. A :class:`Stream`
+keeps the state of one stream -- the smoother's history and a recurrent model's state -- and
+starts afresh when the model or the frame size changes, or on :meth:`Stream.reset`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass, field, replace
-from numbers import Real
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
-from . import compositing
-from .imageio import ImageLike, load_image
-from .refine import refine_segmentation
-from .segmentation import InternalResolution, Segmentation
-from .segmenter import Segmenter
-from .temporal import DEFAULT_EMA, DEFAULT_HYSTERESIS, DEFAULT_MOTION_GATE, TemporalSmoother
+from .core.segmentation import Segmentation, soft_alpha
+from .core.settings import EffectSettings
+from .io.images import ImageLike, load_image
+from .models.segmenter import ModelOutput, Segmenter, frame_tensor
+from .ops.compositing import bokeh_t, cover, cutout_t, draw_mask_t, replace_t, to_mask_t
+from .ops.refine import refine_t
+from .ops.temporal import TemporalSmoother, stream_alpha
 
-EFFECTS = ("mask", "bokeh", "replace", "cutout")
-
-
-def _check_range(value: object, name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (Real, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    v = float(value)  # type: ignore[arg-type]
-    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ValueError(f"{name} must be in {lb}{lo:g}, {hi:g}{rb}; got {value!r}")
+__all__ = ["Pipeline", "Result", "Stream", "draw", "process_frame", "render"]
 
 
-@dataclass
-class EffectSettings:
-    """Every knob of the BodyPix demo, with its defaults.
+class Result(NamedTuple):
+    """One processed frame: ``picture`` ((H, W, 3) RGB, or (H, W, 4) RGBA for "cutout", uint8)
+    and the ``segmentation`` it was made from (its ``timings`` say where the time went)."""
 
-    Attributes:
-        effect: "mask" (coloured mask overlay), "bokeh" (blurred background), "replace"
-            (background image or colour) or "cutout" (transparent background, RGBA out).
-        internal_resolution: see :meth:`Segmenter.segment_person` (None = model default).
-        threshold: segmentation threshold, 0..1.
-        opacity: mask opacity for "mask", 0..1.
-        mask_blur_amount: Gaussian sigma in pixels for the mask edge in "mask", 0..20.
-        background_blur_amount: Gaussian sigma in pixels of the background in "bokeh", 0..20.
-        edge_blur_amount: Gaussian sigma in pixels of the person edge ("bokeh", "replace", "cutout"), 0..20.
-        foreground: RGBA colour (0..255) drawn over the person in "mask".
-        background: RGBA colour (0..255) drawn over the background in "mask", and the
-            replacement colour in "replace" when there is no ``background_image``.
-        background_image: replacement picture for "replace" (any image :func:`load_image` takes).
-        flip_horizontal: mirror the output left-right (webcam "mirror").
-        refine_edges: snap the mask to the image's edges with a fast guided filter
-            (:func:`bgkit.refine.refine_segmentation`; about 6 ms for 854x480, 10 ms for
-            1280x720 on two CPU cores, whatever the model).
-            On by default: it raises the boundary F-score on the dev photos and on the dance
-            clip without lowering the IoU (see ``bgkit evaluate``).
-        refine_radius: its window radius in pixels of the model's input.
-        refine_eps: its edge regulariser (colour variance, 0..1 units); smaller follows
-            fainter edges.
-        temporal_smoothing: smooth the mask over time in streams (video files, the live
-            camera; :class:`FrameProcessor`). Never applies to a still image.
-        temporal_ema: weight of the newest frame in the moving average of the probability,
-            (0, 1]; 1 = no averaging (:class:`bgkit.temporal.TemporalSmoother`).
-        temporal_motion_gate: probability change at which a pixel skips the average (so a
-            moving person is not trailed), (0, 1]; 0 = a plain moving average.
-        hysteresis: width of the on/off band around the threshold, [0, 1); 0 = none.
-    """
-
-    effect: str = "mask"
-    internal_resolution: InternalResolution = None
-    threshold: float = 0.7
-    opacity: float = 0.7
-    mask_blur_amount: float = 0.0
-    background_blur_amount: float = 3.0
-    edge_blur_amount: float = 3.0
-    foreground: tuple[int, int, int, int] = (0, 0, 0, 0)
-    background: tuple[int, int, int, int] = (0, 0, 0, 255)
-    background_image: Any = field(default=None, repr=False)
-    flip_horizontal: bool = False
-    refine_edges: bool = True
-    refine_radius: float = 1.0
-    refine_eps: float = 3e-4
-    temporal_smoothing: bool = True
-    temporal_ema: float = DEFAULT_EMA
-    temporal_motion_gate: float = DEFAULT_MOTION_GATE
-    hysteresis: float = DEFAULT_HYSTERESIS
-
-    def __post_init__(self) -> None:
-        if self.effect not in EFFECTS:
-            raise ValueError(f"effect must be one of {', '.join(EFFECTS)}; got {self.effect!r}")
-        for name in ("refine_edges", "temporal_smoothing"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        _check_range(self.refine_radius, "refine_radius", 0.0, 64.0, lo_open=True)
-        _check_range(self.refine_eps, "refine_eps", 0.0, 1.0, lo_open=True)
-        _check_range(self.temporal_ema, "temporal_ema", 0.0, 1.0, lo_open=True)
-        _check_range(self.temporal_motion_gate, "temporal_motion_gate", 0.0, 1.0)
-        _check_range(self.hysteresis, "hysteresis", 0.0, 1.0, hi_open=True)
-
-    def updated(self, **changes: Any) -> "EffectSettings":
-        """A copy with ``changes`` applied (validated)."""
-        return replace(self, **changes)
+    picture: np.ndarray
+    segmentation: Segmentation
 
 
-def render(image: ImageLike, segmentation: Segmentation, settings: EffectSettings) -> np.ndarray:
-    """Composite ``image`` with ``segmentation`` as ``settings`` say.
-
-    Returns (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA for the "cutout" effect.
-    """
-    s = settings
-    if s.effect == "mask":
-        mask_image = compositing.to_mask(segmentation, foreground=s.foreground, background=s.background)
-        return compositing.draw_mask(
-            image, mask_image, opacity=s.opacity, mask_blur_amount=s.mask_blur_amount,
-            flip_horizontal=s.flip_horizontal,
-        )
-    if s.effect == "bokeh":
-        return compositing.draw_bokeh_effect(
-            image, segmentation, background_blur_amount=s.background_blur_amount,
-            edge_blur_amount=s.edge_blur_amount, flip_horizontal=s.flip_horizontal,
-        )
-    if s.effect == "replace":
-        bg = s.background_image if s.background_image is not None else s.background
-        return compositing.replace_background(
-            image, segmentation, bg, edge_blur_amount=s.edge_blur_amount, flip_horizontal=s.flip_horizontal
-        )
-    return compositing.remove_background(
-        image, segmentation, edge_blur_amount=s.edge_blur_amount, flip_horizontal=s.flip_horizontal
-    )
+def _check_segmenter(segmenter: Any) -> Segmenter:
+    if not isinstance(segmenter, Segmenter):
+        raise TypeError(f"segmenter must be a bgkit Segmenter (see bgkit.load_segmenter); got {type(segmenter).__name__}")
+    return segmenter
 
 
-def segment_frame(image: ImageLike, segmenter: Segmenter, settings: EffectSettings) -> Segmentation:
-    """Segment one picture as ``settings`` say: the segmenter, then edge refinement when enabled.
-
-    No temporal smoothing (that needs a stream: :class:`FrameProcessor`); unflipped.
-    """
-    rgb = load_image(image)
-    seg = segmenter.segment_person(
-        rgb, internal_resolution=settings.internal_resolution, segmentation_threshold=settings.threshold
-    )
-    if settings.refine_edges:
-        seg = refine_segmentation(rgb, seg, radius=settings.refine_radius, eps=settings.refine_eps)
-    return seg
+def _check_settings(settings: Any) -> EffectSettings:
+    if not isinstance(settings, EffectSettings):
+        raise TypeError(f"settings must be a bgkit.EffectSettings; got {type(settings).__name__}")
+    return settings
 
 
-def process_frame(
-    image: ImageLike, segmenter: Segmenter, settings: EffectSettings
-) -> tuple[np.ndarray, Segmentation]:
-    """Segment ``image`` with ``segmenter`` and render it: returns (output picture, segmentation).
-
-    The segmentation is computed unflipped; ``settings.flip_horizontal`` mirrors the output only.
-    One picture on its own: edge refinement applies (``settings.refine_edges``), temporal
-    smoothing does not -- use a :class:`FrameProcessor` for the frames of a stream.
-    """
-    rgb = load_image(image)
-    seg = segment_frame(rgb, segmenter, settings)
-    return render(rgb, seg, settings), seg
-
-
-class FrameProcessor:
-    """The state of one stream of frames (a video file, a camera): segment, refine, smooth, render.
-
-    Shared by :func:`bgkit.video.process_video`, :func:`bgkit.evaluate.evaluate` and meant for
-    the live camera: make one per stream, call :meth:`process` (or :meth:`segment`) on each frame
-    in order. Settings can change between frames (``processor.settings = ...`` or
-    :meth:`update`, e.g. from sliders): the smoother takes the new ``temporal_ema`` /
-    ``hysteresis`` / ``temporal_motion_gate`` without forgetting the stream; turning
-    ``temporal_smoothing`` off (or changing the frame size) starts it afresh. Thread safe: one
-    frame at a time, settings swapped under a lock.
+class Pipeline:
+    """A segmenter and the settings to draw with: the one way bgkit turns a frame into a picture.
 
     Args:
-        segmenter: a loaded :class:`bgkit.Segmenter`.
-        settings: :class:`EffectSettings` (default ``EffectSettings()``: smoothing on).
+        segmenter: a loaded :class:`bgkit.Segmenter` (see :func:`bgkit.load_segmenter`).
+        settings: an :class:`bgkit.EffectSettings` (default ``EffectSettings()``).
+        **changes: settings to change from ``settings`` (validated), e.g. ``effect="bokeh"``.
+
+    :meth:`process` makes a still (no temporal smoothing, a fresh model state); :meth:`stream`
+    gives a :class:`Stream` for the frames of one video or camera. Thread safe: settings and the
+    segmenter are swapped atomically; each frame uses one consistent pair.
     """
 
-    def __init__(self, segmenter: Segmenter, settings: EffectSettings | None = None) -> None:
-        self._lock = threading.RLock()
-        self._segmenter = segmenter
-        self._settings = settings if settings is not None else EffectSettings()
-        if not isinstance(self._settings, EffectSettings):
-            raise TypeError(f"settings must be an EffectSettings; got {type(self._settings).__name__}")
-        self.smoother = TemporalSmoother()
-        self.frames = 0
+    def __init__(self, segmenter: Segmenter, settings: EffectSettings | None = None, **changes: Any) -> None:
+        self._segmenter = _check_segmenter(segmenter)
+        base = _check_settings(settings) if settings is not None else EffectSettings()
+        self._settings = base.updated(**changes) if changes else base
+        self._backgrounds: dict[tuple[int, int, int, str], torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self._segmenter!r}, effect={self._settings.effect!r})"
+
+    # -- state ---------------------------------------------------------------------------------
 
     @property
     def segmenter(self) -> Segmenter:
@@ -197,9 +93,7 @@ class FrameProcessor:
 
     @segmenter.setter
     def segmenter(self, segmenter: Segmenter) -> None:
-        with self._lock:
-            self._segmenter = segmenter
-            self.smoother.reset()  # another model's probabilities: start afresh
+        self._segmenter = _check_segmenter(segmenter)
 
     @property
     def settings(self) -> EffectSettings:
@@ -207,40 +101,210 @@ class FrameProcessor:
 
     @settings.setter
     def settings(self, settings: EffectSettings) -> None:
-        if not isinstance(settings, EffectSettings):
-            raise TypeError(f"settings must be an EffectSettings; got {type(settings).__name__}")
-        with self._lock:
-            self._settings = settings
+        self._settings = _check_settings(settings)
 
     def update(self, **changes: Any) -> EffectSettings:
         """Change some settings (validated; from the next frame on). Returns the new settings."""
-        with self._lock:
-            self._settings = self._settings.updated(**changes)
-            return self._settings
+        self._settings = self._settings.updated(**changes)
+        return self._settings
+
+    def threshold(self, settings: EffectSettings | None = None) -> float:
+        """The segmentation threshold in effect: the settings', or the model's default."""
+        s = settings or self._settings
+        return self._segmenter.default_threshold if s.segmentation_threshold is None else s.segmentation_threshold
+
+    # -- stills --------------------------------------------------------------------------------
+
+    def process(self, image: ImageLike) -> Result:
+        """Segment ``image`` and draw it with the current settings: a still (edge refinement as
+        the settings say; no temporal smoothing; a recurrent model starts from a fresh state)."""
+        rgb = load_image(image)
+        segmenter, settings = self._segmenter, self._settings
+        with torch.inference_mode():
+            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            seg = self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
+            return Result(self._draw(frame, seg, settings), seg)
+
+    def segment(self, image: ImageLike) -> Segmentation:
+        """The segmentation :meth:`process` draws with (same model, refinement and threshold)."""
+        rgb = load_image(image)
+        segmenter, settings = self._segmenter, self._settings
+        with torch.inference_mode():
+            _, frame01 = frame_tensor(rgb, segmenter.device)
+            return self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
+
+    def render(self, image: ImageLike, segmentation: Segmentation, settings: EffectSettings | None = None) -> np.ndarray:
+        """Draw ``image`` with a segmentation made earlier (e.g. to try effects without running the
+        model again): the same compositing as :meth:`process`, with ``settings`` (default: the
+        pipeline's). The segmentation's threshold and alpha are used as they are."""
+        if not isinstance(segmentation, Segmentation):
+            raise TypeError(f"segmentation must be a bgkit Segmentation; got {type(segmentation).__name__}")
+        s = _check_settings(settings) if settings is not None else self._settings
+        rgb = load_image(image)
+        if rgb.shape[:2] != (segmentation.height, segmentation.width):
+            raise ValueError(f"size mismatch: image is {rgb.shape[1]}x{rgb.shape[0]} but the segmentation is "
+                             f"{segmentation.width}x{segmentation.height}")
+        with torch.inference_mode():
+            frame, _ = frame_tensor(rgb, self._segmenter.device)
+            return self._draw(frame, segmentation, s)
+
+    def stream(self) -> "Stream":
+        """A new :class:`Stream` (a video file, a camera) drawn by this pipeline."""
+        return Stream(self)
+
+    # -- the data path ---------------------------------------------------------------------------
+
+    def _segment(
+        self, segmenter: Segmenter, s: EffectSettings, frame01: torch.Tensor, state: Any,
+        smoother: TemporalSmoother | None,
+    ) -> tuple[Segmentation, Any]:
+        """Model -> refinement -> (stream: smoothing) -> probability, alpha and mask."""
+        t0 = time.perf_counter()
+        out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state)
+        timings = dict(out.timings)
+        threshold = self.threshold(s)
+        p = out.probability
+        matting = segmenter.spec.predicts_alpha
+        if s.refine_edges and not matting:
+            t1 = time.perf_counter()
+            p = refine_t(frame01, p, out.model_input_size, s.refine_radius, s.refine_eps)
+            timings["refine"] = (time.perf_counter() - t1) * 1000.0
+        t1 = time.perf_counter()
+        if smoother is not None and s.temporal_smoothing:
+            smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis, motion_gate=s.temporal_motion_gate or None)
+            p, mask = smoother.step(p, threshold)
+            alpha = p if matting else stream_alpha(p, mask, threshold, s.edge_softness)
+            timings["smooth"] = (time.perf_counter() - t1) * 1000.0
+        else:
+            if smoother is not None:
+                smoother.reset()
+            mask = p > threshold
+            alpha = p if matting else soft_alpha(p, threshold, s.edge_softness)
+            timings["alpha"] = (time.perf_counter() - t1) * 1000.0
+        seg = Segmentation(
+            p, mask, alpha, threshold=threshold, model=segmenter.name, model_input_size=out.model_input_size,
+            elapsed_ms=(time.perf_counter() - t0) * 1000.0, foreground=out.foreground, timings=timings,
+        )
+        return seg, out.state
+
+    def _background(self, image: np.ndarray, height: int, width: int, device: torch.device) -> torch.Tensor:
+        """The replacement picture scaled to cover the frame, cached per size (not resized per frame)."""
+        key = (id(image), height, width, str(device))
+        bg = self._backgrounds.get(key)
+        if bg is None:
+            if len(self._backgrounds) > 8:
+                self._backgrounds.clear()
+            bg = torch.from_numpy(np.array(cover(image, width, height))).to(device)
+            self._backgrounds[key] = bg
+        return bg
+
+    def _draw(self, frame: torch.Tensor, seg: Segmentation, s: EffectSettings) -> np.ndarray:
+        h, w = frame.shape[:2]
+        background = (self._background(s.background_image, h, w, frame.device)
+                      if s.effect == "replace" and s.background_image is not None else None)
+        return draw(frame, seg, s, background)
+
+
+def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: torch.Tensor | None = None) -> np.ndarray:
+    """Composite an (H, W, 3) uint8 frame tensor with ``seg`` as ``s`` says (numpy out): the one
+    definition of every effect. ``background``: the "replace" picture already scaled to the
+    frame, as a tensor (None: scaled here from ``s.background_image``, or ``s.background``)."""
+    t0 = time.perf_counter()
+    device = frame.device
+    flip = s.flip_horizontal
+    if s.effect == "mask":
+        mask_rgba = to_mask_t(seg.tensor("mask", device).float(), s.foreground, s.background)
+        out = draw_mask_t(frame, mask_rgba, s.opacity, s.mask_blur_amount, flip)
+    else:
+        alpha = seg.tensor("alpha", device).float()
+        if s.effect == "bokeh":
+            out = bokeh_t(frame, alpha, s.background_blur_amount, s.edge_blur_amount, flip)
+        elif s.effect == "replace":
+            bg: Any = background
+            if bg is None:
+                h, w = frame.shape[:2]
+                bg = (torch.from_numpy(np.array(cover(s.background_image, w, h))).to(device)
+                      if s.background_image is not None else s.background)
+            out = replace_t(frame, alpha, bg, s.edge_blur_amount, flip)
+        else:
+            out = cutout_t(frame, alpha, s.edge_blur_amount, flip)
+    picture = np.ascontiguousarray(out.cpu().numpy())
+    seg.timings["composite"] = (time.perf_counter() - t0) * 1000.0
+    return picture
+
+
+def render(image: ImageLike, segmentation: Segmentation, settings: EffectSettings) -> np.ndarray:
+    """Draw ``image`` with a segmentation made earlier, as a :class:`Pipeline` with ``settings``
+    would (the same pixels as :meth:`Pipeline.render`), on the CPU."""
+    _check_settings(settings)
+    if not isinstance(segmentation, Segmentation):
+        raise TypeError(f"segmentation must be a bgkit Segmentation; got {type(segmentation).__name__}")
+    rgb = load_image(image)
+    if rgb.shape[:2] != (segmentation.height, segmentation.width):
+        raise ValueError(f"size mismatch: image is {rgb.shape[1]}x{rgb.shape[0]} but the segmentation is "
+                         f"{segmentation.width}x{segmentation.height}")
+    with torch.inference_mode():
+        frame, _ = frame_tensor(rgb, torch.device("cpu"))
+        return draw(frame, segmentation, settings)
+
+
+class Stream:
+    """The state of one stream of frames (a video file, a camera), drawn by a :class:`Pipeline`.
+
+    Call :meth:`process` on each frame in order. The pipeline's current settings and segmenter
+    apply to each frame; the temporal smoothing keeps its history across setting changes (a new
+    threshold applies at once), and starts afresh when the model or the frame size changes, when
+    ``temporal_smoothing`` is turned off, or on :meth:`reset`. A recurrent model's state (e.g.
+    RVM's) is carried from frame to frame the same way. One frame at a time (a lock).
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a bgkit.Pipeline; got {type(pipeline).__name__}")
+        self.pipeline = pipeline
+        self.smoother = TemporalSmoother()
+        self._lock = threading.Lock()
+        self._segmenter: Segmenter | None = None
+        self._size: tuple[int, int] | None = None
+        self._state: Any = None
+        self.frames = 0
 
     def reset(self) -> None:
         """Forget the stream's history (a new video, a scene cut, the camera restarted)."""
         with self._lock:
-            self.smoother.reset()
-            self.frames = 0
+            self._forget()
 
-    def segment(self, image: ImageLike) -> Segmentation:
-        """The next frame's segmentation: :func:`segment_frame`, then temporal smoothing if on."""
-        with self._lock:
-            s = self._settings
-            seg = segment_frame(image, self._segmenter, s)
-            if s.temporal_smoothing:
-                self.smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis,
-                                        motion_gate=s.temporal_motion_gate or None)
-                seg = self.smoother.update(seg)
-            else:
-                self.smoother.reset()
-            self.frames += 1
-            return seg
+    def _forget(self) -> None:
+        self.smoother.reset()
+        self._segmenter, self._size, self._state = None, None, None
+        self.frames = 0
 
-    def process(self, image: ImageLike) -> tuple[np.ndarray, Segmentation]:
-        """Segment (and smooth) the next frame and render it: (output picture, segmentation)."""
+    def _run(self, image: ImageLike, draw: bool) -> Result | Segmentation:
         rgb = load_image(image)
-        with self._lock:
-            seg = self.segment(rgb)
-            return render(rgb, seg, self._settings), seg
+        pipe = self.pipeline
+        segmenter, settings = pipe.segmenter, pipe.settings
+        with self._lock, torch.inference_mode():
+            size = rgb.shape[:2]
+            if segmenter is not self._segmenter or size != self._size:
+                self._forget()
+                self._segmenter, self._size = segmenter, size
+                self._state = segmenter.initial_state()
+            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            seg, self._state = pipe._segment(segmenter, settings, frame01, self._state, self.smoother)
+            self.frames += 1
+            if not draw:
+                return seg
+            return Result(pipe._draw(frame, seg, settings), seg)
+
+    def process(self, frame: ImageLike) -> Result:
+        """Segment (and smooth) the stream's next frame and draw it."""
+        return self._run(frame, draw=True)  # type: ignore[return-value]
+
+    def segment(self, frame: ImageLike) -> Segmentation:
+        """The stream's next frame's segmentation, without drawing (e.g. for metrics)."""
+        return self._run(frame, draw=False)  # type: ignore[return-value]
+
+
+def process_frame(image: ImageLike, segmenter: Segmenter, settings: EffectSettings | None = None) -> tuple[np.ndarray, Segmentation]:
+    """``Pipeline(segmenter, settings).process(image)`` as a (picture, segmentation) pair."""
+    return tuple(Pipeline(segmenter, settings).process(image))  # type: ignore[return-value]

@@ -102,9 +102,9 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path, person_photo, argv, me
     "option, message",
     [
         (["--effect", "blur"], "invalid choice: 'blur'"),
-        (["--internal-resolution", "ultra"], "not a number or a resolution name"),
+        (["--internal-resolution", "ultra"], "use low, medium, high, full or a number"),
         (["--internal-resolution", "3"], "must be in (0, 2]"),
-        (["--opacity", "1.5"], "must be between 0 and 1"),
+        (["--opacity", "1.5"], "opacity must be in [0, 1]; got 1.5"),
         (["--background", "#12"], "colour"),
         (["--model", "bodypix"], "unknown model"),
     ],

@@ -1,4 +1,4 @@
-"""Person segmentation models, registered by name (see :mod:`bgkit.models.registry`)."""
+"""Person segmenters: the registry, the models, their weights and the backends that run them."""
 
 from .registry import ModelSpec, WeightsUnavailableError, available_models, get_spec, list_models, register
 

@@ -14,7 +14,8 @@ import torch
 
 
 class WeightsUnavailableError(RuntimeError):
-    """A model's weights are not on this machine and could not be downloaded."""
+    """A model's weights are not on this machine and could not be downloaded, or a weights file
+    is not what it claims to be (the message says which, and what to do)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,15 @@ class ModelSpec:
         is_available: True if the weights can be loaded without the network.
         weights_file: ``weights_file(weights) -> Path | None``: the local file that ``weights``
             (the same argument as ``build``'s; None = the official weights) load from, or None
-            for in-memory weights. The fast backends cache their ONNX export beside it.
+            for in-memory weights.
+        default_threshold: the segmentation threshold used when the settings leave it to the
+            model (chosen on the dev data, see the model's module).
+        predicts_alpha: True for matting models whose output is an alpha matte with its own
+            edge refinement (bgkit's guided filter and soft-alpha ramp are not applied).
+        opt_in: never chosen by ``load_segmenter("auto")`` (e.g. weights under a copyleft licence).
+        segmenter: the :class:`bgkit.Segmenter` subclass that runs it (None: ``Segmenter``).
+        weights_suffixes: file suffixes its weights files have (``load_segmenter("auto",
+            weights=...)`` picks the model whose suffix matches).
     """
 
     name: str
@@ -52,6 +61,11 @@ class ModelSpec:
     build: Callable[[Any, torch.device], torch.nn.Module]
     is_available: Callable[[], bool]
     weights_file: Callable[[Any], Path | None] = lambda weights: None
+    default_threshold: float = 0.5
+    predicts_alpha: bool = False
+    opt_in: bool = False
+    segmenter: type | None = None
+    weights_suffixes: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -33,7 +33,7 @@ def stand_in_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     Deterministic for a given ``seed``; the DeepLabV3 one includes the auxiliary head, like the
     pretrained weights. Takes about a second on a CPU.
     """
-    from ..sample import sample_image
+    from ..io.sample import sample_image
     from .torchvision_models import IMAGENET_MEAN, IMAGENET_STD, VOC_PERSON, _architecture
 
     if name not in ("deeplabv3", "lraspp"):

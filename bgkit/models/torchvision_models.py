@@ -9,21 +9,22 @@ torchvision's own loader (download with hash check into the torch hub cache).
 from __future__ import annotations
 
 import os
-import socket
+import re
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from .downloads import download
 from .registry import ModelSpec, WeightsUnavailableError, register
 
 VOC_PERSON = 15
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 10.0
+HASH_PREFIX = re.compile(r"-([0-9a-f]{8,})\.pth$")
 
 
 class PersonProbability(nn.Module):
@@ -96,17 +97,6 @@ def _architecture(name: str, aux_loss: bool) -> nn.Module:
     return seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    # torch.hub's urlopen has no timeout of its own; bound it so offline fails fast, not hangs.
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def _read_state_dict(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -122,8 +112,12 @@ def _official_state_dict(name: str) -> Mapping[str, torch.Tensor]:
     weights = _weights_enum(name)
     cached = hub_cache_path(name)
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return weights.get_state_dict(progress=not cached.exists(), check_hash=True)
+        if not cached.is_file():
+            # the hash prefix torchvision puts in its file names (check_hash=True in torch.hub)
+            prefix = HASH_PREFIX.search(cached.name)
+            download(weights.url, cached, sha256_prefix=prefix.group(1) if prefix else None,
+                     timeout=DOWNLOAD_TIMEOUT_S)
+        return _read_state_dict(cached)
     except Exception as exc:  # noqa: BLE001 - URLError, timeouts, hash mismatch...
         raise WeightsUnavailableError(
             f"Could not load the pretrained {name!r} weights: {exc}.\n"
@@ -206,5 +200,10 @@ for _name, _title in (
             build=_builder(_name),
             is_available=_available(_name),
             weights_file=_weights_file(_name),
+            # P(person) > 0.5 is the class torchvision's argmax would pick whenever it is the
+            # likeliest of the 21 classes by a margin; the pretrained weights cannot be had on the
+            # development machine, so this default is not tuned on the dev set (selfie's is).
+            default_threshold=0.5,
+            weights_suffixes=(".pth", ".pt"),
         )
     )

@@ -1,4 +1,4 @@
-"""``StillExplorer``: one photo, every BodyPix knob as a live control (ipywidgets).
+"""``StillExplorer``: one photo, every setting as a live control (ipywidgets), through the pipeline.
 
 ::
 
@@ -6,8 +6,11 @@
     explorer = StillExplorer(image)      # or StillExplorer(image, segmenter=seg)
     explorer                             # last expression of a cell: shows it
 
-Changing the model, the internal resolution or the threshold segments the photo again; every
-other control only re-composites the last segmentation (``bgkit.pipeline.render``).
+Pictures are made by a :class:`bgkit.Pipeline`, so the explorer shows exactly what
+``bgkit effect``, the figures and the live camera make with the same settings. Changing the
+model or a segmentation setting (internal resolution, threshold, edge refinement, edge softness)
+segments the photo again; every other control only re-composites the last segmentation
+(:meth:`bgkit.Pipeline.render`).
 
 Work happens on one background thread so the controls stay responsive. Updates coalesce: while
 a picture is being made, only the newest requested settings are kept (older requests are
@@ -24,9 +27,8 @@ happened.
 from __future__ import annotations
 
 import io
-import math
-import os
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -39,12 +41,13 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from ..compositing import parse_color
-from ..imageio import ImageLike, load_image, save_image
+from ..core.segmentation import Segmentation
+from ..core.settings import SCHEMA, EffectSettings
+from ..io.images import ImageLike, load_image, save_image
 from ..models.registry import available_models
-from ..pipeline import EFFECTS, EffectSettings, render
-from ..segmentation import INTERNAL_RESOLUTIONS, Segmentation, resolve_internal_resolution
-from ..segmenter import Segmenter, load_segmenter
+from ..models.segmenter import Segmenter, load_segmenter
+from ..pipeline import Pipeline
+from .controls import SettingsControls, image_from_upload
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,15 @@ __all__ = ["StillExplorer", "default_out_dir", "encode_png", "image_from_upload"
 
 #: Longest side of the preview picture (the saved picture and ``output`` keep full size).
 PREVIEW_MAX_SIDE = 720
-_MAX_BLUR = 20
-_DESC = {"description_width": "130px"}
-
-
-def _wide() -> W.Layout:
-    return W.Layout(width="380px")
-
-
 _PREVIEW_PX = 460  # width of the preview on the page (the controls take 400 px beside it)
+#: The settings the explorer shows, in order.
+CONTROLS = (
+    "internal_resolution", "segmentation_threshold", "refine_edges", "edge_softness",
+    "effect", "opacity", "mask_blur_amount", "background_blur_amount", "edge_blur_amount",
+    "foreground", "background", "background_image", "flip_horizontal",
+)
+#: Settings whose change needs a new segmentation (the rest only re-composite).
+SEGMENTATION_FIELDS = tuple(name for name, knob in SCHEMA.items() if knob.group == "segmentation")
 
 
 def default_out_dir() -> Path:
@@ -79,54 +82,27 @@ def encode_png(picture: np.ndarray, max_side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def image_from_upload(upload: Any) -> np.ndarray | None:
-    """The picture in an ``ipywidgets.FileUpload`` (the last file), or None if nothing was uploaded."""
-    value = getattr(upload, "value", upload)
-    if not value:
-        return None
-    if isinstance(value, Mapping):  # ipywidgets 7: {name: {"content": ...}}
-        value = list(value.values())
-    item = list(value)[-1]
-    content = item["content"] if isinstance(item, Mapping) else item.content
-    with Image.open(io.BytesIO(bytes(content))) as im:
-        im.load()
-        return load_image(im)
-
-
 def pick_image(upload: Any = None, path: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """The photo to work on, and where it came from: the uploaded file if there is one, else
     ``path`` if given, else bgkit's bundled sample photo."""
-    img = image_from_upload(upload) if upload is not None else None
+    value = getattr(upload, "value", None) if upload is not None else None
+    img = image_from_upload(value) if value else None
     if img is not None:
-        value = upload.value
-        name = (list(value.values())[-1] if isinstance(value, Mapping) else list(value)[-1]).get("name", "upload")
-        return img, f"uploaded file {name!r}"
+        item = list(value.values())[-1] if isinstance(value, Mapping) else list(value)[-1]
+        return img, f"uploaded file {item.get('name', 'upload')!r}"
     if path:
         return load_image(path), str(path)
-    from ..sample import SAMPLE_CREDIT, sample_image_path
+    from ..io.sample import SAMPLE_CREDIT, sample_image_path
 
     return load_image(sample_image_path()), f"bundled sample photo ({SAMPLE_CREDIT})"
 
 
-def _hex(rgba: Sequence[int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgba[:3]))
-
-
-def _picker_rgb(value: str) -> tuple[int, int, int]:
-    """RGB of a ColorPicker value ('#rrggbb', '#rgb' or a CSS colour name typed by hand)."""
-    from PIL import ImageColor
-
-    try:
-        return parse_color(value)[:3]
-    except ValueError:
-        try:
-            return tuple(ImageColor.getrgb(value)[:3])  # type: ignore[return-value]
-        except ValueError:
-            raise ValueError(f"not a colour: {value!r}") from None
+def _segmentation_key(model: str, s: EffectSettings) -> tuple:
+    return (model, *(getattr(s, name) for name in SEGMENTATION_FIELDS))
 
 
 class StillExplorer(W.VBox):
-    """Explore every BodyPix setting on one photo.
+    """Explore every setting on one photo.
 
     Args:
         image: the photo (anything :func:`bgkit.load_image` takes); None = the bundled sample.
@@ -136,9 +112,7 @@ class StillExplorer(W.VBox):
             ``{label: Segmenter or None}`` (None = ``load_segmenter(label)`` on first use).
             Default: :func:`bgkit.available_models` (plus ``segmenter``'s name). Each model is
             loaded at most once and kept in this explorer (no global cache).
-        settings: the starting :class:`~bgkit.pipeline.EffectSettings` (its ``background_image``
-            is used by the "replace" effect; None = a plain colour). An ``internal_resolution``
-            of None starts at "medium"; scales outside the slider's 0.1..1 are clipped to it.
+        settings: the starting :class:`~bgkit.EffectSettings` (default ``EffectSettings()``).
         device: where lazily loaded models run ("auto", "cpu", "cuda", ...).
         save_dir: folder for the Save button (default ``$BGKIT_OUT_DIR/explorer`` or ``out/explorer``).
         preview_max_side: longest side of the preview picture in pixels.
@@ -157,16 +131,14 @@ class StillExplorer(W.VBox):
     ) -> None:
         super().__init__()
         if image is None:
-            from ..sample import sample_image
+            from ..io.sample import sample_image
 
             image = sample_image()
         self._image = load_image(image)
         if settings is not None and not isinstance(settings, EffectSettings):
             raise TypeError(f"settings must be an EffectSettings; got {type(settings).__name__}")
-        if segmenter is not None and not callable(getattr(segmenter, "segment_person", None)):
+        if segmenter is not None and not isinstance(segmenter, Segmenter):
             raise TypeError(f"segmenter must be a bgkit Segmenter; got {type(segmenter).__name__}")
-        base = settings if settings is not None else EffectSettings(internal_resolution="medium")
-        self._background_image = base.background_image
         self._device = device
         self._save_dir = Path(save_dir) if save_dir is not None else default_out_dir() / "explorer"
         self._preview_max_side = int(preview_max_side)
@@ -197,9 +169,11 @@ class StillExplorer(W.VBox):
         # --- shared state (guarded by _lock) ----------------------------------------------------
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._requested = settings if settings is not None else EffectSettings()
+        self._model = first
+        self._pipeline: Pipeline | None = None
         self._pending: tuple[str, EffectSettings] | None = None
         self._busy = False
-        self._worker: threading.Thread | None = None
         self._seg_key: tuple | None = None
         self._segmentation: Segmentation | None = None
         self._output: np.ndarray | None = None
@@ -209,13 +183,18 @@ class StillExplorer(W.VBox):
         self._last_status = ""
         self._saved_note = ""
         self.last_error: BaseException | None = None
-        self._syncing = False  # set while one control updates its twin (same thread only)
-        self._batching = False  # set while set() moves several controls: one update at the end
 
         # --- controls ---------------------------------------------------------------------------
-        self.controls = self._make_controls(first, base)
-        self.preview = W.Image(format="png", layout=W.Layout(width="auto", max_width=f"{_PREVIEW_PX}px",
-                                                             height="auto"))
+        style = {"description_width": "9em"}
+        self.model_menu = W.Dropdown(options=list(self._segmenters), value=first, description="model", style=style,
+                                     layout=W.Layout(width="24em"))
+        self.model_menu.add_class("bgkit-model")
+        self.model_menu.observe(lambda c: self.set(model=c["new"]), names="value")
+        self.settings_controls = SettingsControls(
+            get=lambda: self._requested, apply=self._apply, names=CONTROLS, resolve=self._resolve,
+            notice=self._notice, default_image=self._backdrop)
+        self.controls: dict[str, W.Widget] = {"model": self.model_menu, **self.settings_controls.widgets}
+        self.preview = W.Image(format="png", layout=W.Layout(width="auto", max_width=f"{_PREVIEW_PX}px", height="auto"))
         self.preview.add_class("bgkit-preview")
         self.status = W.HTML(value="", layout=W.Layout(width=f"{_PREVIEW_PX}px"))
         self.status.add_class("bgkit-status")
@@ -224,147 +203,53 @@ class StillExplorer(W.VBox):
         self.save_button.on_click(lambda _b: self.save())
 
         c = self.controls
+        seg_names = [n for n in CONTROLS if SCHEMA[n].group == "segmentation"]
         left = W.VBox(
-            [
-                W.HTML("<b>Segmentation</b> (re-runs the model)"),
-                c["model"],
-                W.HBox([W.HTML("<div style='text-align:right; padding-right:8px'>internal res.</div>",
-                               layout=W.Layout(width="122px")), c["resolution"]]),
-                c["scale"], c["threshold"],
-                W.HTML("<b>Effect</b> (re-composites only)"),
-                c["effect"], c["opacity"], c["mask_blur"], c["background_blur"], c["edge_blur"],
-                W.HBox([c["foreground"], c["foreground_alpha"]]),
-                W.HBox([c["background"], c["background_alpha"]]),
-                c["flip"],
-            ],
+            [W.HTML("<b>Segmentation</b> (runs the model again)"), c["model"], *(c[n] for n in seg_names),
+             W.HTML("<b>Effect</b> (re-composites only)"), *(c[n] for n in CONTROLS if n not in seg_names)],
             layout=W.Layout(width="445px"),
         )
         right = W.VBox([self.preview, self.status, self.save_button], layout=W.Layout(width=f"{_PREVIEW_PX + 8}px"))
         self.children = [W.HBox([left, right], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))]
         self.add_class("bgkit-still")
 
-        for key in ("model", "threshold", "effect", "opacity", "mask_blur", "background_blur", "edge_blur",
-                    "foreground", "foreground_alpha", "background", "background_alpha", "flip"):
-            c[key].observe(self._on_change, names="value")
-        c["resolution"].observe(self._on_resolution, names="value")
-        c["scale"].observe(self._on_scale, names="value")
-
         # The first picture is made right here, so the explorer shows it as soon as it displays.
-        self._run(self._job())
+        self._run((self._model, self._requested))
 
     # ------------------------------------------------------------------------------------------
-    # controls
+    # controls -> requests
 
-    def _make_controls(self, model: str, s: EffectSettings) -> dict[str, W.Widget]:
-        res = s.internal_resolution
-        if res is None:  # the explorer always names a scale; BodyPix's demo starts at "medium"
-            res = "medium"
-        if isinstance(res, str):
-            res = res.lower()
-        scale = resolve_internal_resolution(res)
-        toggle = res if isinstance(res, str) else next(
-            (k for k, v in INTERNAL_RESOLUTIONS.items() if math.isclose(v, scale)), None)
-        fg, bg = parse_color(s.foreground, "foreground"), parse_color(s.background, "background")
-        def slider() -> dict[str, Any]:
-            return dict(style=_DESC, layout=_wide(), continuous_update=True)
+    def _backdrop(self) -> np.ndarray:
+        from ..io.sample import sample_backdrop
 
-        c: dict[str, W.Widget] = {
-            "model": W.Dropdown(options=list(self._segmenters), value=model, description="model",
-                                style=_DESC, layout=_wide()),
-            # no description: ToggleButtons puts it on a line of its own; see the HBox in __init__
-            "resolution": W.ToggleButtons(options=list(INTERNAL_RESOLUTIONS), value=toggle,
-                                          style={"button_width": "74px"}, tooltips=[
-                                              f"{k}: the photo is scaled by {v:g} before the model"
-                                              for k, v in INTERNAL_RESOLUTIONS.items()]),
-            "scale": W.FloatSlider(value=min(1.0, max(0.1, scale)), min=0.1, max=1.0, step=0.05,
-                                   description="res. scale", readout_format=".2f", **slider()),
-            "threshold": W.FloatSlider(value=s.threshold, min=0.0, max=1.0, step=0.05,
-                                       description="threshold", readout_format=".2f", **slider()),
-            "effect": W.Dropdown(options=list(EFFECTS), value=s.effect, description="effect", style=_DESC,
-                                 layout=_wide()),
-            "opacity": W.FloatSlider(value=s.opacity, min=0.0, max=1.0, step=0.05, description="opacity (mask)",
-                                     readout_format=".2f", **slider()),
-            "mask_blur": W.IntSlider(value=round(s.mask_blur_amount), min=0, max=_MAX_BLUR,
-                                     description="mask blur (mask)", **slider()),
-            "background_blur": W.IntSlider(value=round(s.background_blur_amount), min=0, max=_MAX_BLUR,
-                                           description="bg blur (bokeh)", **slider()),
-            "edge_blur": W.IntSlider(value=round(s.edge_blur_amount), min=0, max=_MAX_BLUR,
-                                     description="edge blur", **slider()),
-            "foreground": W.ColorPicker(value=_hex(fg), description="foreground (mask)", concise=True,
-                                        style=_DESC, layout=W.Layout(width="180px")),
-            "foreground_alpha": W.IntSlider(value=fg[3], min=0, max=255, description="alpha",
-                                            style={"description_width": "40px"}, layout=W.Layout(width="210px")),
-            "background": W.ColorPicker(value=_hex(bg), description="background", concise=True, style=_DESC,
-                                        layout=W.Layout(width="180px")),
-            "background_alpha": W.IntSlider(value=bg[3], min=0, max=255, description="alpha",
-                                            style={"description_width": "40px"}, layout=W.Layout(width="210px")),
-            "flip": W.Checkbox(value=bool(s.flip_horizontal), description="flip horizontal (mirror)",
-                               indent=False),
-        }
-        for key, widget in c.items():
-            widget.add_class(f"bgkit-{key.replace('_', '-')}")
-        return c
+        return sample_backdrop(*self._image.shape[:2])
 
-    def _on_change(self, change: Any = None) -> None:
-        if not (self._syncing or self._batching):
-            self._schedule()
+    def _resolve(self, name: str) -> Any:
+        if name == "segmentation_threshold":
+            seg = self._segmenters.get(self._model)
+            return seg.default_threshold if seg is not None else 0.5
+        return None
 
-    def _on_resolution(self, change: Any) -> None:
-        if self._syncing or change["new"] is None:
-            return
-        self._syncing = True
-        try:
-            self.controls["scale"].value = INTERNAL_RESOLUTIONS[change["new"]]
-        finally:
-            self._syncing = False
-        if not self._batching:
-            self._schedule()
+    def _notice(self, message: str) -> None:
+        if message:
+            self._show_status(f"<span style='color:#b00'>{escape(message)}</span>")
 
-    def _on_scale(self, change: Any) -> None:
-        if self._syncing:
-            return
-        name = next((k for k, v in INTERNAL_RESOLUTIONS.items() if math.isclose(v, change["new"])), None)
-        self._syncing = True
-        try:
-            self.controls["resolution"].value = name
-        finally:
-            self._syncing = False
-        if not self._batching:
-            self._schedule()
-
-    def _control_settings(self) -> EffectSettings:
-        c = self.controls
-        res = c["resolution"].value
-        return EffectSettings(
-            effect=c["effect"].value,
-            internal_resolution=res if res is not None else round(float(c["scale"].value), 4),
-            threshold=float(c["threshold"].value),
-            opacity=float(c["opacity"].value),
-            mask_blur_amount=float(c["mask_blur"].value),
-            background_blur_amount=float(c["background_blur"].value),
-            edge_blur_amount=float(c["edge_blur"].value),
-            foreground=(*_picker_rgb(c["foreground"].value), int(c["foreground_alpha"].value)),
-            background=(*_picker_rgb(c["background"].value), int(c["background_alpha"].value)),
-            background_image=self._background_image,
-            flip_horizontal=bool(c["flip"].value),
-        )
-
-    def _job(self) -> tuple[str, EffectSettings]:
-        return str(self.controls["model"].value), self._control_settings()
-
-    # ------------------------------------------------------------------------------------------
-    # the worker: newest pending settings only
+    def _apply(self, **changes: Any) -> None:
+        new = self._requested.updated(**changes)
+        with self._lock:
+            self._requested = new
+        self._schedule()
 
     def _schedule(self) -> None:
-        job = self._job()
         with self._lock:
-            self._pending = job  # replaces any older request that was not started yet
+            self._pending = (self._model, self._requested)  # replaces any older request not started yet
             if self._busy:
                 return
             self._busy = True
-            self._worker = threading.Thread(target=self._work, name="bgkit-still-explorer", daemon=True)
-            worker = self._worker
-        worker.start()
+        threading.Thread(target=self._work, name="bgkit-still-explorer", daemon=True).start()
+
+    # ------------------------------------------------------------------------------------------
+    # the worker: newest pending request only
 
     def _work(self) -> None:
         while True:
@@ -395,29 +280,30 @@ class StillExplorer(W.VBox):
 
     def _run(self, job: tuple[str, EffectSettings]) -> None:
         name, s = job
-        res = s.internal_resolution
-        key = (name, resolve_internal_resolution(res) if res is not None else None, float(s.threshold))
+        segmenter = self._segmenter(name)
+        if self._pipeline is None:
+            self._pipeline = Pipeline(segmenter, s)
+        pipe = self._pipeline
+        pipe.segmenter, pipe.settings = segmenter, s
+        key = _segmentation_key(name, s)
         with self._lock:
             segmentation = self._segmentation if self._seg_key == key else None
-        segmenter = self._segmenter(name)
         reused = segmentation is not None
         if segmentation is None:
-            segmentation = segmenter.segment_person(
-                self._image, internal_resolution=res, segmentation_threshold=s.threshold
-            )
+            segmentation = pipe.segment(self._image)
             with self._lock:
                 self._segmentation, self._seg_key = segmentation, key
                 self._segment_count += 1
         t0 = time.perf_counter()
-        out = render(self._image, segmentation, s)
+        out = pipe.render(self._image, segmentation, s)
         render_ms = (time.perf_counter() - t0) * 1000.0
         png = encode_png(out, self._preview_max_side)
-        in_w, in_h = segmentation.model_input_size
+        in_h, in_w = segmentation.model_input_size
         status = (
-            f"<b>{escape(name)}</b> on {escape(str(getattr(segmenter, 'device', '?')))} &middot; "
+            f"<b>{escape(name)}</b> on {escape(str(segmenter.device))} &middot; "
             f"segmentation <b>{segmentation.elapsed_ms:.0f} ms</b>{' (reused)' if reused else ''} &middot; "
-            f"model input <b>{in_w}x{in_h}</b> px "
-            f"&middot; {escape(s.effect)} rendered in {render_ms:.0f} ms"
+            f"model input <b>{in_w}x{in_h}</b> px &middot; threshold {segmentation.threshold:g} "
+            f"&middot; {escape(s.effect)} drawn in {render_ms:.0f} ms"
         )
         with self._lock:
             self._output, self._rendered = out, s
@@ -440,9 +326,20 @@ class StillExplorer(W.VBox):
         return self._image
 
     @property
+    def model(self) -> str:
+        """The model chosen in the menu."""
+        return self._model
+
+    @property
     def settings(self) -> EffectSettings:
         """The settings the controls show now (the picture follows once :meth:`wait` returns)."""
-        return self._control_settings()
+        with self._lock:
+            return self._requested
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The pipeline that made the current picture."""
+        return self._pipeline
 
     @property
     def rendered_settings(self) -> EffectSettings | None:
@@ -466,7 +363,7 @@ class StillExplorer(W.VBox):
     def segmenter(self) -> Segmenter | None:
         """The model selected now, if it is loaded."""
         with self._lock:
-            return self._segmenters.get(str(self.controls["model"].value))
+            return self._segmenters.get(self._model)
 
     @property
     def segmenters(self) -> dict[str, Segmenter | None]:
@@ -482,7 +379,7 @@ class StillExplorer(W.VBox):
 
     @property
     def segment_count(self) -> int:
-        """How many times the model has run."""
+        """How many times the photo has been segmented."""
         with self._lock:
             return self._segment_count
 
@@ -497,56 +394,21 @@ class StillExplorer(W.VBox):
         with self._idle:
             return self._idle.wait_for(lambda: not self._busy and self._pending is None, timeout)
 
-    def set(self, **changes: Any) -> "StillExplorer":
-        """Move controls programmatically, as a person would (the same widgets change, the same
-        update path runs); several changes in one call make one update.
-
-        Keys: ``model``, ``effect``, ``internal_resolution`` (a name or a scale 0.1..1), ``threshold``,
-        ``opacity``, ``mask_blur_amount``, ``background_blur_amount``, ``edge_blur_amount``,
-        ``foreground`` / ``background`` (RGBA tuple, "#rrggbb[aa]" or any colour ``parse_color``
-        takes), ``flip_horizontal``, ``background_image``. Every value is checked before any control
-        moves (TypeError / ValueError). Returns self; call :meth:`wait` to get the picture.
+    def set(self, model: str | None = None, **changes: Any) -> "StillExplorer":
+        """Change the model and/or settings as a person would with the controls (the controls move,
+        one update is made for all the changes). Every value is checked first (TypeError /
+        ValueError naming the setting), then applied. Returns self; call :meth:`wait` for the picture.
         """
-        c = self.controls
-        simple = {
-            "model": "model", "effect": "effect", "threshold": "threshold", "opacity": "opacity",
-            "mask_blur_amount": "mask_blur", "background_blur_amount": "background_blur",
-            "edge_blur_amount": "edge_blur", "flip_horizontal": "flip",
-        }
-        unknown = set(changes) - set(simple) - {"internal_resolution", "foreground", "background", "background_image"}
-        if unknown:
-            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        moves: list[tuple[W.Widget, Any]] = []
-        background_image = self._background_image
-        for key, value in changes.items():
-            if key in simple:
-                w = c[simple[key]]
-                if isinstance(w, W.Dropdown) and value not in w.options:
-                    raise ValueError(f"{key} must be one of {list(w.options)}; got {value!r}")
-                if isinstance(w, (W.FloatSlider, W.IntSlider)) and not (w.min <= value <= w.max):
-                    raise ValueError(f"{key} must be in [{w.min}, {w.max}]; got {value!r}")
-                moves.append((w, value))
-            elif key == "internal_resolution":
-                if isinstance(value, str):
-                    resolve_internal_resolution(value)
-                    moves.append((c["resolution"], value.lower()))
-                else:
-                    scale = resolve_internal_resolution(value)
-                    if not 0.1 <= scale <= 1.0:
-                        raise ValueError(f"internal_resolution scale must be in [0.1, 1.0] here; got {value!r}")
-                    moves.append((c["scale"], scale))
-            elif key in ("foreground", "background"):
-                rgba = parse_color(value, key)
-                moves += [(c[key], _hex(rgba)), (c[f"{key}_alpha"], int(rgba[3]))]
-            else:  # background_image
-                background_image = None if value is None else load_image(value)
-        self._batching = True
-        try:
-            for widget, value in moves:
-                widget.value = value
-            self._background_image = background_image
-        finally:
-            self._batching = False
+        if model is not None and model not in self._segmenters:
+            raise ValueError(f"model must be one of {list(self._segmenters)}; got {model!r}")
+        new = self._requested.updated(**changes) if changes else self._requested
+        with self._lock:
+            self._requested = new
+            if model is not None:
+                self._model = model
+        self.settings_controls.refresh()
+        if model is not None and self.model_menu.value != model:
+            self.model_menu.value = model  # its observer calls set(model=...) again: a no-op change
         self._schedule()
         return self
 
@@ -569,6 +431,7 @@ class StillExplorer(W.VBox):
     def close(self) -> None:
         """Close the explorer and all its controls (waits briefly for a running update)."""
         self.wait(timeout=10.0)
-        for w in [*self.controls.values(), self.preview, self.status, self.save_button]:
+        self.settings_controls.close()
+        for w in (self.model_menu, self.preview, self.status, self.save_button):
             w.close()
         super().close()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import bgkit
-from bgkit.assets import selfie_model_path
+from bgkit.models.downloads import selfie_model_path
 from bgkit.models import selfie as S
 from bgkit.models.tflite_graph import read_tflite
 

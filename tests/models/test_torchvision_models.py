@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bgkit
-import bgkit.sample
+import bgkit.io.sample
 from bgkit import WeightsUnavailableError
 from bgkit.models import torchvision_models as tvm
 from bgkit.models.standin import stand_in_state_dict
@@ -69,7 +69,7 @@ def test_eager_module_is_plain_torchvision_and_fast_variant_matches_it(random_mo
     net = tvm._architecture(name, aux_loss=name == "deeplabv3")
     net.load_state_dict(state)
     net.eval()
-    photo = torch.from_numpy(bgkit.sample.sample_image()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    photo = torch.from_numpy(bgkit.io.sample.sample_image()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
     photo = torch.nn.functional.interpolate(photo, size=(120, 104), mode="bilinear", antialias=True)
     mean, std = torch.tensor(tvm.IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(tvm.IMAGENET_STD).view(1, 3, 1, 1)
     x = torch.cat([photo, photo.flip(-1)]).sub(mean).div(std)

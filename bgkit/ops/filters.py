@@ -1,0 +1,386 @@
+"""Fast Gaussian blurs for images held as numpy arrays (the CSS ``blur(Npx)`` filter).
+
+The public functions take and return numpy arrays; their torch cores :func:`blur_hwc` and
+:func:`masked_blur_hwc` take (H, W, C) float32 tensors on any device (the pipeline uses them
+directly, so a frame on a GPU is blurred there). No autograd, no global settings touched.
+
+Images
+    ``(H, W)`` or ``(H, W, C)`` arrays (any number of channels, e.g. RGB or RGBA; the
+    channel order is kept), dtype ``uint8`` (0..255) or floating point (any range).
+    The result has the input's shape and dtype; ``uint8`` results are rounded to nearest.
+
+Sigma
+    ``sigma`` is the standard deviation of the Gaussian in pixels, which is what the CSS /
+    canvas filter ``blur(Npx)`` means by ``N``. ``sigma == 0`` returns an unchanged copy.
+
+Edges
+    Pixels outside the image are taken to equal the nearest edge pixel ("replicate" /
+    clamp-to-edge). A browser's canvas filter treats the outside as transparent black
+    instead, which fades and darkens a blurred image towards its borders; replicating
+    keeps full-frame backgrounds and masks uniform up to the edge, which is what a
+    background-blur effect wants.
+
+Kernel
+    The sampled Gaussian ``exp(-x**2 / (2 sigma**2))`` on ``|x| <= ceil(3 sigma)``,
+    normalised to sum 1, applied separably: down the columns, then along the rows.
+    Each pass is a depthwise ``conv2d`` in which 16 neighbouring columns of the
+    (H, W*C) image act as 16 channels (oneDNN runs that several times faster than a
+    1- to 4-channel image); the row pass works on the transposed image.
+
+Reduced resolution
+    For ``sigma > 3`` the image is first averaged over f x f blocks, with
+    ``f = floor(sigma / 2)`` (edge pixels replicated for padding and partial blocks),
+    blurred there with the sigma that makes the total spread match (about 2 reduced
+    pixels), and brought back with bilinear interpolation. The result differs from the
+    full-resolution blur by a fraction of a grey level on average (the tests check it on
+    a photo), at a cost that no longer grows with sigma: a 640x480 RGB frame blurs in
+    about 1 to 4 ms for any sigma in 0..20 on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.checks import check_number
+
+__all__ = ["blur_hwc", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
+
+#: Above this sigma (pixels) the blur is computed at a reduced resolution.
+FULL_RESOLUTION_MAX_SIGMA = 3.0
+
+#: Default ``eps`` of :func:`masked_blur`.
+MASKED_BLUR_EPS = 1e-3
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _check_sigma(sigma: object, name: str = "sigma") -> float:
+    return check_number(sigma, name, 0.0, unit="px")
+
+
+def _check_array(image: object, name: str = "image") -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, not {type(image).__name__}")
+    if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
+        raise TypeError(f"{name} must be uint8 or floating point; got dtype {image.dtype}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, C); got {image.shape}")
+    if image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape})")
+    return image
+
+
+def kernel_radius(sigma: float) -> int:
+    """Return the radius ``ceil(3 * sigma)`` in pixels of the Gaussian kernel for ``sigma``."""
+    return int(math.ceil(3.0 * float(sigma) - 1e-9))
+
+
+def reduction_factor(sigma: float) -> int:
+    """Return the integer downsampling factor used to blur with ``sigma`` (1 = full resolution)."""
+    sigma = float(sigma)
+    if sigma <= FULL_RESOLUTION_MAX_SIGMA:
+        return 1
+    return max(1, int(sigma // 2.0))
+
+
+def _kernel(sigma: float) -> tuple[torch.Tensor, int]:
+    r = kernel_radius(sigma)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    k /= k.sum()
+    return torch.from_numpy(k.astype(np.float32)), r
+
+
+# ---------------------------------------------------------------------------
+# core: images are (H, W, C) float32 torch tensors ("HWC", contiguous), on any
+# device; numpy arrays are converted only at the public functions.
+# ---------------------------------------------------------------------------
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """(H, W, C) -> (1, C, H, W) view (channels-last when x is contiguous)."""
+    return x.permute(2, 0, 1).unsqueeze(0)
+
+
+def _hwc(t: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) -> (H, W, C) view."""
+    return t[0].permute(1, 2, 0)
+
+
+#: Columns processed side by side as the channels of one depthwise convolution.
+_LANES = 16
+
+
+def _conv_rows(a: torch.Tensor, k: torch.Tensor, r: int, pad: bool) -> torch.Tensor:
+    """Convolve every column of the 2-D tensor ``a`` (n, m) with the 1-D kernel ``k``.
+
+    ``pad``: replicate ``r`` rows at both ends first (same size out), else a valid
+    convolution (n - 2r rows out). The m columns are independent, so they are laid out
+    as ``_LANES`` channels of a channels-last depthwise ``conv2d`` -- which oneDNN runs
+    several times faster than a 1- to 4-channel image of the same data.
+    """
+    n, m = a.shape
+    extra = (-m) % _LANES
+    rp = r if pad else 0
+    if rp or extra:  # one copy: replicate rows, and align the width to the lanes
+        a = F.pad(a[None, None], (0, extra, rp, rp), mode="replicate")[0, 0]
+    rows, width = a.shape
+    x = a.reshape(1, rows, width // _LANES, _LANES).permute(0, 3, 1, 2)
+    w = k.view(1, 1, -1, 1).expand(_LANES, 1, -1, 1).contiguous()
+    y = F.conv2d(x, w, groups=_LANES)
+    y = y.permute(0, 2, 3, 1).reshape(rows - 2 * r, width)
+    return y[:, :m] if extra else y
+
+
+def _sep_blur(x: torch.Tensor, k: torch.Tensor, r: int, pad: bool) -> torch.Tensor:
+    """Separable blur of (H, W, C) float32 with kernel ``k`` (radius ``r``); see ``_conv_rows``.
+
+    Rows first on the (H, W*C) matrix, then columns as rows of the transposed image.
+    """
+    h, w, c = x.shape
+    v = _conv_rows(x.reshape(h, w * c), k, r, pad)
+    h2 = v.shape[0]
+    vt = v.reshape(h2, w, c).transpose(0, 1).contiguous()  # (W, H2, C)
+    u = _conv_rows(vt.view(w, h2 * c), k, r, pad)
+    w2 = u.shape[0]
+    return u.reshape(w2, h2, c).transpose(0, 1).contiguous()
+
+
+def _blur_full(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k, r = _kernel(sigma)
+    if r == 0:
+        return x.clone()
+    return _sep_blur(x, k.to(x.device), r, pad=True)
+
+
+def _block_sums_1d(v: torch.Tensor, f: int) -> torch.Tensor:
+    """Sums of ``f`` consecutive entries of ``v`` (n, C) along axis 0, the last block
+    completed by repeating ``v[-1]`` (replicate edge); shape (ceil(n / f), C)."""
+    n = v.shape[0]
+    if n % f:
+        v = torch.cat([v, v[-1:].expand(f - n % f, -1)])
+    return v.reshape(-1, f, v.shape[1]).sum(dim=1)
+
+
+def _reduce(x: torch.Tensor, f: int, p: int) -> torch.Tensor:
+    """Average f x f blocks of the edge-replicated image, with ``p`` blocks of padding
+    on every side; returns (ceil(H/f) + 2p, ceil(W/f) + 2p, C) float32.
+
+    Equal to ``avg_pool(replicate_pad(x))`` with the padding and the partial last blocks
+    made by repeating edge pixels, but only the interior goes through a full-size pass.
+    """
+    h, w, c = x.shape
+    hf, wf = h // f, w // f
+    hc, wc = -(-h // f), -(-w // f)
+    out = x.new_empty((hc + 2 * p, wc + 2 * p, c))
+    if hf and wf:
+        core = F.avg_pool2d(_nchw(x[: hf * f, : wf * f]), f)
+        out[p:p + hf, p:p + wf] = _hwc(core)
+    ff = float(f)
+    if h % f:  # last, partial row of blocks (also fills the corner block)
+        rows = x[hf * f:].sum(dim=0) + (f - h % f) * x[-1]
+        out[p + hf, p:p + wc] = _block_sums_1d(rows, f) / (ff * ff)
+    if w % f and hf:  # last, partial column of blocks
+        cols = x[: hf * f, wf * f:].sum(dim=1) + (f - w % f) * x[: hf * f, -1]
+        out[p:p + hf, p + wf] = cols.reshape(hf, f, c).sum(dim=1) / (ff * ff)
+    if p:
+        out[:p, p:p + wc] = _block_sums_1d(x[0], f) / ff
+        out[p + hc:, p:p + wc] = _block_sums_1d(x[-1], f) / ff
+        out[p:p + hc, :p] = (_block_sums_1d(x[:, 0], f) / ff)[:, None]
+        out[p:p + hc, p + wc:] = (_block_sums_1d(x[:, -1], f) / ff)[:, None]
+        out[:p, :p] = x[0, 0]
+        out[:p, p + wc:] = x[0, -1]
+        out[p + hc:, :p] = x[-1, 0]
+        out[p + hc:, p + wc:] = x[-1, -1]
+    return out
+
+
+def _upsample(low: torch.Tensor, f: int, start: int, h: int, w: int) -> torch.Tensor:
+    """Bilinear upsampling by ``f`` between block centres.
+
+    ``low`` is (n, m, C) with sample ``k`` at (upsampled) position ``k f`` minus a phase;
+    returns output pixels ``start .. start + h`` (rows) and ``start .. start + w``
+    (columns) of the linear interpolation, each output pixel lying strictly between
+    two samples, i.e. ``interpolate(scale_factor=f, mode='bilinear', align_corners=False)``
+    without its edge clamping. Columns first, on the small array; the one full-size
+    pass is then along rows, whose inner dimension (W * C) is long and contiguous.
+    """
+    n, m, c = low.shape
+    delta = math.ceil((f - 1) / 2.0) - (f - 1) / 2.0
+    t = ((torch.arange(f, dtype=torch.float32, device=low.device) + delta) / f)
+    hz = torch.lerp(low[:, :-1, None, :], low[:, 1:, None, :], t.view(1, 1, f, 1))
+    hz = hz.reshape(n, (m - 1) * f, c)[:, start:start + w].contiguous()
+    vt = torch.lerp(hz[:-1, None], hz[1:, None], t.view(1, f, 1, 1))
+    return vt.reshape((n - 1) * f, w, c)[start:start + h]
+
+
+def _blur_reduced(x: torch.Tensor, sigma: float, f: int) -> torch.Tensor:
+    h, w, _ = x.shape
+    # Variances (in full-resolution pixels) add up: the f x f box average contributes
+    # (f^2 - 1) / 12, bilinear upsampling by f about f^2 / 6 (a triangle of half-width f),
+    # the reduced blur f^2 sigma_r^2. Pick sigma_r so the total is sigma^2.
+    var_r = (sigma * sigma - (f * f - 1) / 12.0 - f * f / 6.0) / (f * f)
+    k, r = _kernel(math.sqrt(max(var_r, 0.25)))
+    # r blocks of padding feed the reduced kernel; one more lets the bilinear
+    # upsampling interpolate (never clamp) at the frame's edges.
+    low = _reduce(x, f, r + 1)
+    low = _sep_blur(low, k.to(x.device), r, pad=False)  # valid: blocks -1 .. ceil(H/f) (rows), same for columns
+    # low[0] is centred on image pixel -f + (f - 1) / 2.
+    start = f - math.ceil((f - 1) / 2.0)
+    return _upsample(low, f, start, h, w)
+
+
+def blur_hwc(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of an (H, W, C) float32 tensor (any device; sigma in pixels, >= 0).
+
+    Returns a new tensor (possibly a strided view of one). The torch core of
+    :func:`gaussian_blur`, for callers that already hold tensors (the pipeline).
+    """
+    if sigma <= 0:
+        return x.clone()
+    f = reduction_factor(sigma)
+    if f == 1:
+        return _blur_full(x, sigma)
+    return _blur_reduced(x, sigma, f)
+
+
+def masked_blur_hwc(
+    x: torch.Tensor, w: torch.Tensor, sigma: float, eps: float = MASKED_BLUR_EPS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised convolution of (H, W, C) float32 ``x`` with (H, W) float32 weights ``w``.
+
+    Returns ``((blur(x w) + eps x) / (blur(w) + eps), blur(w))``, shapes (H, W, C) and (H, W).
+    The torch core of :func:`masked_blur`.
+    """
+    h, wd, c = x.shape
+    buf = x.new_empty((h, wd, c + 1))
+    torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
+    buf[:, :, c] = w
+    y = blur_hwc(buf, sigma)
+    den = y[:, :, c:]
+    out = torch.add(y[:, :, :c], x, alpha=eps).div_(den + eps)
+    return out, den[:, :, 0]
+
+
+def _hwc_f32(arr: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, C) numpy -> (H, W, C) float32 tensor (sharing memory where it can)."""
+    a = arr[:, :, None] if arr.ndim == 2 else arr
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    elif any(s < 0 for s in a.strides) or not a.flags.writeable:
+        a = np.array(a)  # torch.from_numpy refuses negative strides and warns on read-only
+    return torch.from_numpy(a)
+
+
+def _from_hwc(y: torch.Tensor, dtype: np.dtype, ndim: int) -> np.ndarray:
+    if dtype == np.uint8:
+        out = y.clamp(0.0, 255.0).add_(0.5).to(torch.uint8).numpy()
+    else:
+        out = np.ascontiguousarray(y.numpy(), dtype=dtype)
+    return np.ascontiguousarray(out[:, :, 0]) if ndim == 2 else out
+
+
+# ---------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur an image with a Gaussian of standard deviation ``sigma`` pixels (CSS ``blur``).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        uint8 (0..255) or floating-point image; channels (e.g. RGB order) are blurred
+        independently and kept in order.
+    sigma : float
+        Standard deviation in pixels, >= 0 (``blur(Npx)`` has ``sigma = N``).
+        ``0`` returns an unchanged copy.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``image``; uint8 results are rounded to nearest.
+
+    Notes
+    -----
+    Separable sampled Gaussian of radius ``ceil(3 sigma)``; outside the image the edge
+    pixels are replicated. For ``sigma > 3`` the blur runs at a resolution reduced by
+    ``floor(sigma / 2)`` and is upsampled bilinearly (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        ``image`` is not a uint8/float numpy array, or ``sigma`` is not a number.
+    ValueError
+        Wrong shape, empty image, or negative / non-finite ``sigma``.
+    """
+    arr = _check_array(image)
+    s = _check_sigma(sigma)
+    if s == 0:
+        return arr.copy()
+    with torch.inference_mode():
+        return _from_hwc(blur_hwc(_hwc_f32(arr), s), arr.dtype, arr.ndim)
+
+
+def masked_blur(
+    image: np.ndarray, weight: np.ndarray, sigma: float, eps: float = MASKED_BLUR_EPS
+) -> np.ndarray:
+    """Blur only the pixels that have weight: ``(blur(image * w) + eps * image) / (blur(w) + eps)``.
+
+    This is normalised convolution. With ``w = 1 - person`` it blurs the background of a
+    frame as if the person were not there: person pixels carry no weight, so none of
+    their colour bleeds into the blurred background (a halo-free bokeh). Where no
+    weighted pixel lies within reach of the kernel the result falls back smoothly to the
+    pixel's own value (the ``eps * image`` term); with ``sigma == 0`` it is ``image``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        uint8 (0..255) or floating-point image.
+    weight : ndarray, shape (H, W)
+        Non-negative weights, usually in 0..1 (float, bool or integer dtype).
+    sigma : float
+        Standard deviation in pixels, >= 0 (same blur as :func:`gaussian_blur`).
+    eps : float, optional
+        Small positive regulariser for the division.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``image`` (uint8 rounded to nearest).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`gaussian_blur`; also when ``weight`` does not match ``image`` in
+        height and width, has negative or non-finite values, or ``eps <= 0``.
+    """
+    arr = _check_array(image)
+    s = _check_sigma(sigma)
+    wt = np.asarray(weight)
+    if wt.ndim != 2 or wt.shape != arr.shape[:2]:
+        raise ValueError(
+            f"weight must have shape (H, W) = {arr.shape[:2]} to match the image; got {wt.shape}"
+        )
+    if wt.dtype == bool or np.issubdtype(wt.dtype, np.integer):
+        wt = wt.astype(np.float32)
+    elif not np.issubdtype(wt.dtype, np.floating):
+        raise TypeError(f"weight must be a float, bool or integer array; got dtype {wt.dtype}")
+    if not np.isfinite(wt).all() or (wt.size and float(wt.min()) < 0):
+        raise ValueError("weight must hold finite values >= 0")
+    if not (isinstance(eps, (Real, np.floating)) and math.isfinite(float(eps)) and float(eps) > 0):
+        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+    if s == 0:
+        return arr.copy()
+    with torch.inference_mode():
+        out, _ = masked_blur_hwc(_hwc_f32(arr), _hwc_f32(wt)[:, :, 0], s, float(eps))
+        return _from_hwc(out, arr.dtype, arr.ndim)
