@@ -14,7 +14,7 @@ and BodyPix's own API::
 Layers (each a sub-package, each importing only the ones above it in this list):
 ``core`` (segmentations, settings, colours), ``io`` (images, video, safe outputs),
 ``ops`` (blurs, compositing, edge refinement, temporal smoothing), ``models`` (registry,
-segmenters, weights, backends), ``pipeline`` (the one data path), then the applications:
+segmenters, weights, backends), ``pipeline`` (settings and the one data path), then the applications:
 ``jobs`` (video files, batches), ``live`` (the webcam widget), ``widgets`` (notebook
 controls), ``eval`` (metrics, figures, benchmarks) and ``cli``.
 
@@ -38,9 +38,9 @@ _EXPORTS: dict[str, str] = {
     "Segmentation": "bgkit.core.segmentation",
     "resolve_internal_resolution": "bgkit.core.segmentation",
     "soft_alpha": "bgkit.core.segmentation",
-    "EFFECTS": "bgkit.core.settings",
-    "SCHEMA": "bgkit.core.settings",
-    "EffectSettings": "bgkit.core.settings",
+    "EFFECTS": "bgkit.pipeline.settings",
+    "SCHEMA": "bgkit.pipeline.settings",
+    "EffectSettings": "bgkit.pipeline.settings",
     "ImageError": "bgkit.io.images",
     "load_image": "bgkit.io.images",
     "save_image": "bgkit.io.images",
@@ -64,10 +64,10 @@ _EXPORTS: dict[str, str] = {
     "register": "bgkit.models.registry",
     "Segmenter": "bgkit.models.segmenter",
     "load_segmenter": "bgkit.models.segmenter",
-    "Pipeline": "bgkit.pipeline",
-    "Result": "bgkit.pipeline",
-    "Stream": "bgkit.pipeline",
-    "process_frame": "bgkit.pipeline",
+    "Pipeline": "bgkit.pipeline.pipeline",
+    "Result": "bgkit.pipeline.pipeline",
+    "Stream": "bgkit.pipeline.pipeline",
+    "process_frame": "bgkit.pipeline.pipeline",
     "process_video": "bgkit.jobs.video",
     "tune_process": "bgkit.tuning",
 }
@@ -97,7 +97,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .core.colors import Color, parse_color
     from .core.deps import MissingDependencyError
     from .core.segmentation import INTERNAL_RESOLUTIONS, Segmentation, resolve_internal_resolution, soft_alpha
-    from .core.settings import EFFECTS, SCHEMA, EffectSettings
     from .io.images import ImageError, load_image, save_image
     from .io.outputs import OutputError
     from .io.video import VideoError
@@ -109,5 +108,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ops.filters import gaussian_blur
     from .ops.refine import guided_filter, refine_segmentation
     from .ops.temporal import TemporalSmoother
-    from .pipeline import Pipeline, Result, Stream, process_frame
+    from .pipeline.pipeline import Pipeline, Result, Stream, process_frame
+    from .pipeline.settings import EFFECTS, SCHEMA, EffectSettings
     from .tuning import tune_process

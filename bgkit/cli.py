@@ -7,10 +7,11 @@ Subcommands:
     fetch     download/cache model weights up front
     models    list the registered models and whether their weights are here
     video     apply one effect to a video file (or a folder of frames), keeping fps and sound
+    batch     apply one effect to every image and video in a folder (resumable; local or Ray)
     evaluate  measure mean IoU, boundary F-score and flicker against ground-truth masks
 
 The effect options (``--effect``, ``--threshold``, ``--background-blur`` ...) are made from the
-settings schema (:data:`bgkit.core.settings.SCHEMA`): the same names, ranges and defaults as
+settings schema (:data:`bgkit.pipeline.settings.SCHEMA`): the same names, ranges and defaults as
 :class:`bgkit.EffectSettings` and the widgets' controls. User errors print one line and exit 2;
 unavailable weights and failed writes exit 1; an interrupt (Ctrl-C, SIGTERM) cleans up, prints
 one line and exits 130.
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .core.settings import SCHEMA, EffectSettings, Knob
+from .pipeline.settings import SCHEMA, EffectSettings, Knob
 
 __all__ = ["add_settings_options", "build_parser", "main", "settings_from_args"]
 
@@ -127,6 +128,26 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0; got {text}")
+    return v
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more; got {text}")
+    return v
+
+
 def _fps(text: str) -> float:
     try:
         v = float(text)
@@ -179,6 +200,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_fps, default=None,
                    help="frame rate of a folder of frames (default 25; a video file keeps its own)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
+    p.add_argument("--no-progress", "-q", dest="progress", action="store_false", help="no progress bar")
+
+    p = sub.add_parser("batch", help="apply an effect to every image and video in a folder (resumable)")
+    p.add_argument("input", type=Path, help="input folder, searched recursively for images and videos (or one file)")
+    p.add_argument("output", type=Path,
+                   help="output folder: the same relative paths (the suffix the effect needs) and the manifest "
+                        "bgkit-manifest.jsonl; not the input folder (inside it, it is left out of the scan)")
+    p.add_argument("--overwrite", action="store_true", help="redo every file (default: skip complete outputs)")
+    p.add_argument("--image-format", default=None, choices=("png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"),
+                   help="write images as this (default: the input's format; png for cut-outs of formats "
+                        "without transparency)")
+    p.add_argument("--video-format", default=None, choices=("mp4", "m4v", "mov", "mkv", "webm"),
+                   help="write videos as this (default: the input's where bgkit writes it, else mp4; webm for "
+                        "cut-outs)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default: this machine) or ray (a Ray cluster; pip install 'bgkit[ray]')")
+    p.add_argument("--threads", type=_positive_int, default=2,
+                   help="local engine: decoding threads, and as many encoding threads (default 2)")
+    p.add_argument("--address", default=None,
+                   help="ray: the cluster ('auto': the one this machine is in; ray://head:10001; default: start "
+                        "Ray on this machine)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="ray: model replicas, each loading the model once (default: one per CPU, or per GPU "
+                        "with --gpus-per-worker)")
+    p.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="ray: CPUs per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=_nonnegative_float, default=0.0,
+                   help="ray: GPUs per worker (default 0; e.g. 1, or 0.5 to share one)")
+    p.add_argument("--batch-size", type=_positive_int, default=4, help="ray: files per map_batches call (default 4)")
+    _add_model_options(p)
+    add_settings_options(p, groups=("segmentation", "effect", "stream"))
+    p.add_argument("--no-audio", action="store_true", help="drop videos' audio tracks (kept by default)")
     p.add_argument("--no-progress", "-q", dest="progress", action="store_false", help="no progress bar")
 
     p = sub.add_parser("evaluate", help="measure quality against ground-truth masks (IoU, boundary F, flicker)")
@@ -346,6 +398,36 @@ def _cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .jobs.batch import ModelRef, process_batch
+
+    settings = settings_from_args(args)
+    if not args.input.exists():
+        raise CLIError(f"no such input folder or file: {args.input}")
+    # the model is loaded only if there is work (local), or on each Ray worker
+    model = ModelRef(args.model, device=args.device, weights=args.weights, backend=args.backend)
+    ray_options = None
+    if args.engine == "ray":
+        from .core.deps import has
+
+        if not args.verbose and has("ray"):
+            import ray.data  # noqa: F401 - Ray Data sets up its loggers when imported; quieted here
+
+            for name in ("ray", "ray.data"):
+                logging.getLogger(name).setLevel(logging.WARNING)  # its per-job INFO lines
+        ray_options = {"address": args.address, "workers": args.workers, "cpus_per_worker": args.cpus_per_worker,
+                       "gpus_per_worker": args.gpus_per_worker, "batch_size": args.batch_size}
+    else:
+        given = [f"--{o.replace('_', '-')}" for o in ("address", "workers") if getattr(args, o) is not None]
+        if given:
+            raise CLIError(f"{', '.join(given)}: only for --engine ray")
+    summary = process_batch(args.input, args.output, model, settings, overwrite=args.overwrite, engine=args.engine,
+                            threads=args.threads, image_suffix=args.image_format, video_suffix=args.video_format,
+                            audio=not args.no_audio, progress=args.progress, ray=ray_options)
+    print(summary)
+    return 0 if summary.ok else 1
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -381,7 +463,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "effect": _cmd_effect, "figures": _cmd_figures, "fetch": _cmd_fetch,
-            "models": _cmd_models, "video": _cmd_video, "evaluate": _cmd_evaluate}
+            "models": _cmd_models, "video": _cmd_video, "batch": _cmd_batch, "evaluate": _cmd_evaluate}
 
 
 def _terminate(signum: int, _frame: Any) -> None:

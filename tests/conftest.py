@@ -112,6 +112,7 @@ def scripted_segmenter(maps, name: str = "scripted", threshold: float = 0.7):
             m = self.maps(self.calls, h, w) if callable(self.maps) else self.maps[self.calls % len(self.maps)]
             p = torch.from_numpy(np.asarray(m, np.float32))
             self.calls += 1
-            return ModelOutput(p.clone(), tuple(p.shape), timings={"model": 0.0})
+            return ModelOutput(tuple(p.shape), low_probability=p.clone()[None, None], low_frame=frame01,
+                               frame_size=(int(h), int(w)), timings={"model": 0.0})
 
     return Scripted()

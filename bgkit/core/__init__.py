@@ -1,11 +1,10 @@
-"""The core data types every layer shares: segmentations, settings, colours and argument checks."""
+"""The core data types every layer shares: segmentations, colours, argument checks, optional packages."""
 
 from .colors import Color, parse_color
 from .deps import MissingDependencyError
 from .segmentation import INTERNAL_RESOLUTIONS, InternalResolution, Segmentation, resolve_internal_resolution, soft_alpha
-from .settings import EFFECTS, SCHEMA, EffectSettings, Knob
 
 __all__ = [
-    "Color", "EFFECTS", "EffectSettings", "INTERNAL_RESOLUTIONS", "InternalResolution", "Knob", "MissingDependencyError",
-    "SCHEMA", "Segmentation", "parse_color", "resolve_internal_resolution", "soft_alpha",
+    "Color", "INTERNAL_RESOLUTIONS", "InternalResolution", "MissingDependencyError", "Segmentation", "parse_color",
+    "resolve_internal_resolution", "soft_alpha",
 ]

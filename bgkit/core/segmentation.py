@@ -94,16 +94,25 @@ def soft_alpha(probabilities: torch.Tensor, threshold: float, softness: float = 
     gy, gx = torch.gradient(p, dim=(-2, -1))
     slope = torch.hypot(gx, gy).mul_(softness)
     a = torch.sub(p, threshold).div_(slope.clamp(min=_FLAT)).add_(0.5).clamp_(0.0, 1.0)
-    # A ramp only where there is an edge: near pixels of the other side (within half the ramp),
+    # A ramp only where there is an edge: near pixels of both sides (within half the ramp),
     # never where the probability is flat or can't cross the threshold (e.g. threshold 1).
     r = int(math.ceil(softness / 2.0))
-    pool = torch.nn.functional.max_pool2d
-    onf = on.float().reshape(1, 1, *p.shape[-2:])
-    near_on = pool(onf, 2 * r + 1, stride=1, padding=r).reshape(p.shape) > 0
-    near_off = pool(1.0 - onf, 2 * r + 1, stride=1, padding=r).reshape(p.shape) > 0
-    edge = torch.where(on, near_off, near_on) & (slope >= _FLAT)
+    edge = _dilate(on, r) & _dilate(~on, r) & (slope >= _FLAT)
     a = torch.where(edge, a, on.float())
     return torch.where(on, a.clamp(min=_ABOVE_HALF), a.clamp(max=0.5))
+
+
+def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
+    """Square dilation of an (H, W) bool tensor by ``r`` pixels (shifted ORs, rows then columns)."""
+    rows = m.clone()
+    for k in range(1, r + 1):
+        rows[:, k:] |= m[:, :-k]
+        rows[:, :-k] |= m[:, k:]
+    out = rows.clone()
+    for k in range(1, r + 1):
+        out[k:] |= rows[:-k]
+        out[:-k] |= rows[k:]
+    return out
 
 
 #: Below this slope (probability per ramp width) the probability is flat: no edge, alpha = mask.

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.settings import EffectSettings
+from ..pipeline.settings import EffectSettings
 from ..io.sample import sample_image
 from ..models.backends import onnxruntime_available, openvino_available
 from ..models.registry import get_spec

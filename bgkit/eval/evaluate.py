@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..core.settings import EffectSettings
+from ..pipeline.settings import EffectSettings
 from ..io.images import IMAGE_SUFFIXES, load_image
 from ..ops.filters import gaussian_blur
 from .metrics import BOUND_TH, _binary, boundary_f, edge_band_alpha_error, flicker_series, iou

@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from ..core.segmentation import InternalResolution, Segmentation, resolve_internal_resolution
-from ..core.settings import EffectSettings
+from ..pipeline.settings import EffectSettings
 from ..io.images import ImageLike, load_image
 from ..pipeline import Pipeline, render
 

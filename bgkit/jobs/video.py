@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.deps import require
-from ..core.settings import EffectSettings
+from ..pipeline.settings import EffectSettings
 from ..io.images import load_image
 from ..io.outputs import check_output
 from ..io.video import (FrameFolderWriter, VideoError, VideoFileWriter, _check_input, _open_input, frame_files,

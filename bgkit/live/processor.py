@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.settings import EffectSettings
+from ..pipeline.settings import EffectSettings
 from ..io.images import ImageLike, save_image
 from ..models.segmenter import Segmenter
 from ..pipeline import Pipeline, Result

@@ -35,7 +35,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..core.settings import SCHEMA, EffectSettings
+from ..pipeline.settings import SCHEMA, EffectSettings
 from ..models.registry import available_models, list_models
 from ..models.segmenter import Segmenter, load_segmenter
 from ..pipeline import Pipeline

@@ -45,21 +45,43 @@ FALLBACK_MODEL = "selfie"
 class ModelOutput:
     """What a model says about one frame, as tensors on the model's device.
 
+    Give either ``probability`` (at the frame's size) or ``low_probability`` with ``frame_size``
+    (it is then scaled up bilinearly on first use of :attr:`probability`, and the pipeline's edge
+    refinement works on the model's grid from it and ``low_frame``).
+
     Attributes:
+        model_input_size: (height, width) in pixels of the tensor the network saw.
         probability: (H, W) float32 person probability in 0..1 at the frame's size (for matting
             models: the alpha matte).
-        model_input_size: (height, width) in pixels of the tensor the network saw.
+        low_probability: (1, 1, h, w) the probability on the model's grid.
+        low_frame: (1, 3, h, w) float32 RGB 0..1: the frame as the model saw it, before normalising.
+        frame_size: (H, W) of the frame.
         foreground: (H, W, 3) float32 RGB 0..1 of the person, for models that predict it.
         state: the recurrent state to pass with the next frame of the same stream (None for
             models without one).
         timings: milliseconds per stage ("model", ...).
     """
 
-    probability: torch.Tensor
     model_input_size: tuple[int, int]
+    low_probability: torch.Tensor | None = None
+    low_frame: torch.Tensor | None = None
+    frame_size: tuple[int, int] | None = None
     foreground: torch.Tensor | None = None
     state: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    full: torch.Tensor | None = None
+
+    @property
+    def probability(self) -> torch.Tensor:
+        """(H, W) probability at the frame's size."""
+        if self.full is None:
+            if self.low_probability is None or self.frame_size is None:
+                raise ValueError("a ModelOutput needs a probability or a low_probability with its frame_size")
+            p = self.low_probability
+            if tuple(p.shape[-2:]) != tuple(self.frame_size):
+                p = F.interpolate(p, size=self.frame_size, mode="bilinear", align_corners=False)
+            self.full = p[0, 0].clamp(0.0, 1.0)
+        return self.full
 
 
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,15 +167,14 @@ class Segmenter:
         t0 = time.perf_counter()
         h, w = frame01.shape[-2:]
         size = self.model_input_size(h, w, internal_resolution)
-        x = frame01
+        low = frame01
         if (h, w) != tuple(size):
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        x = (x - self._mean) / self._std
-        prob = self._run(x).to(self.device)
-        if prob.shape[-2:] != (h, w):
-            prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
-        prob = prob[0, 0].clamp_(0.0, 1.0)
-        return ModelOutput(prob, (int(size[0]), int(size[1])), timings={"model": (time.perf_counter() - t0) * 1000.0})
+            low = F.interpolate(low, size=size, mode="bilinear", align_corners=False, antialias=True)
+        prob = self._run((low - self._mean) / self._std).to(self.device)
+        if prob.shape[-2:] != low.shape[-2:]:
+            prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return ModelOutput((int(size[0]), int(size[1])), low_probability=prob.clamp_(0.0, 1.0), low_frame=low,
+                           frame_size=(int(h), int(w)), timings={"model": (time.perf_counter() - t0) * 1000.0})
 
     # -- BodyPix's face ----------------------------------------------------------------------------
 

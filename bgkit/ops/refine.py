@@ -13,15 +13,15 @@ subsampled by ``s`` and upsamples them bilinearly, so the cost is ``O(HW / s^2)`
 full-size multiply-add. Box means use cumulative sums (O(1) per pixel for any radius), with
 windows clipped at the image border (each pixel averages only the pixels that exist).
 
-:func:`refine_segmentation` picks radius and subsampling from the frame size relative to what
-the model saw, so the same settings work on a 256-pixel thumbnail and a 1200-pixel photo.
+bgkit computes the coefficients on the grid the model saw (:func:`refine_t`, what the pipeline
+runs; :func:`refine_segmentation` for a segmentation made earlier), with the radius in model
+pixels, so the same settings work on a 256-pixel thumbnail and a 1200-pixel photo, at a cost
+that hardly depends on the frame's size.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from numbers import Real
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from ..core.checks import check_number
 from ..core.segmentation import Segmentation
-from ..core.settings import EffectSettings
 from ..io.images import ImageLike, load_image
 
 __all__ = [
@@ -37,16 +36,17 @@ __all__ = [
     "DEFAULT_RADIUS",
     "box_filter",
     "guided_filter",
-    "refine_parameters",
+    "apply_coefficients",
+    "guided_coefficients",
     "refine_segmentation",
     "refine_t",
 ]
 
 #: Default regulariser (colour variance in 0..1 units): windows flatter than this are averaged.
-DEFAULT_EPS: float = EffectSettings.refine_eps
-#: Default window radius, in pixels of the *model's* input (scaled to the frame by
-#: :func:`refine_parameters`): a 3 x 3 window of model pixels.
-DEFAULT_RADIUS: float = EffectSettings.refine_radius
+DEFAULT_EPS = 1e-4
+#: Default window radius, in pixels of the *model's* input (the guided filter's coefficients are
+#: computed on the grid the model saw).
+DEFAULT_RADIUS = 2.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,15 +162,15 @@ def _solve_color(mean_i: torch.Tensor, corr: torch.Tensor, cov_ip: torch.Tensor,
     return torch.stack([a_r, a_g, a_b], dim=1)
 
 
-def _guided(guide: torch.Tensor, p: torch.Tensor, radius: float, eps: float, subsample: float) -> torch.Tensor:
-    """Fast guided filter on torch tensors: guide (1, C, H, W) in 0..1, p (1, 1, H, W) -> (1, 1, H, W)."""
-    h, w = guide.shape[-2:]
-    c = guide.shape[1]
-    s = max(1.0, float(subsample))
-    size = (max(1, round(h / s)), max(1, round(w / s)))
-    r = max(1, int(round(radius * size[0] / h)))  # radius in subsampled pixels
-    lo = _downsample(torch.cat([guide, p], dim=1), size)  # one resampling pass for guide and p
-    i_lo, p_lo = lo[:, :c], lo[:, c:]
+def guided_coefficients(i_lo: torch.Tensor, p_lo: torch.Tensor, r: int, eps: float) -> torch.Tensor:
+    """The guided filter's window-averaged coefficients at one resolution.
+
+    ``i_lo`` (1, C, h, w) guide in 0..1 (C = 1 or 3), ``p_lo`` (1, 1, h, w) input, box radius
+    ``r`` pixels of that grid. Returns (1, C + 1, h, w): ``a`` per guide channel, then ``b``,
+    each averaged over the windows that contain the pixel, so ``q = sum_k a_k I_k + b``.
+    """
+    c = i_lo.shape[1]
+    lo = torch.cat([i_lo, p_lo], dim=1)
     if c == 3:
         rr, gg, bb = i_lo[:, 0:1], i_lo[:, 1:2], i_lo[:, 2:3]
         stack = torch.cat([lo, rr * rr, rr * gg, rr * bb, gg * gg, gg * bb, bb * bb, i_lo * p_lo], dim=1)
@@ -187,13 +187,31 @@ def _guided(guide: torch.Tensor, p: torch.Tensor, radius: float, eps: float, sub
         b = mean_p - a * mean_i
     else:  # pragma: no cover - _guide_tensor only makes 1 or 3 channels
         raise ValueError(f"guide must have 1 or 3 channels; got {c}")
-    ab = box_filter(torch.cat([a, b], dim=1), r)
-    if size != (h, w):
+    return box_filter(torch.cat([a, b], dim=1), r)
+
+
+def apply_coefficients(ab: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """``q = sum_k a_k I_k + b`` at the guide's (full) resolution: ``ab`` (1, C + 1, h, w) from
+    :func:`guided_coefficients` is upsampled bilinearly to the guide's (1, C, H, W). Returns (1, 1, H, W)."""
+    h, w = guide.shape[-2:]
+    c = guide.shape[1]
+    if tuple(ab.shape[-2:]) != (h, w):
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-    q = ab[:, c].clone()  # q = b + sum_k a_k I_k, one fused pass per channel
+    q = ab[:, c].clone()  # one fused pass per channel
     for k in range(c):
         q.addcmul_(ab[:, k], guide[:, k])
     return q[:, None]
+
+
+def _guided(guide: torch.Tensor, p: torch.Tensor, radius: float, eps: float, subsample: float) -> torch.Tensor:
+    """Fast guided filter on torch tensors: guide (1, C, H, W) in 0..1, p (1, 1, H, W) -> (1, 1, H, W)."""
+    h, w = guide.shape[-2:]
+    c = guide.shape[1]
+    s = max(1.0, float(subsample))
+    size = (max(1, round(h / s)), max(1, round(w / s)))
+    r = max(1, int(round(radius * size[0] / h)))  # radius in subsampled pixels
+    lo = _downsample(torch.cat([guide, p], dim=1), size)  # one resampling pass for guide and p
+    return apply_coefficients(guided_coefficients(lo[:, :c], lo[:, c:], r, eps), guide)
 
 
 def guided_filter(
@@ -236,38 +254,22 @@ def guided_filter(
         return q[0, 0].clamp_(0.0, 1.0).numpy()
 
 
-def refine_parameters(
-    height: int, width: int, model_input_size: tuple[int, int] = (0, 0), radius: float = DEFAULT_RADIUS
-) -> tuple[float, float]:
-    """(radius, subsample) in frame pixels for a ``height`` x ``width`` frame.
-
-    ``radius`` is given in pixels of the model's input (``model_input_size`` = (height, width)
-    it saw; unknown (0, 0) counts as 256 x 256). A model pixel covers ``scale = max(height /
-    model_height, width / model_width)`` frame pixels; the filter's coefficients are computed at
-    that resolution (``subsample = scale``, at least 1) -- finer adds nothing the model knew,
-    and it keeps the cost near that of a 256 x 256 image whatever the frame size -- and only
-    the final ``q = a . I + b`` runs at full size, taking its edges from the frame itself.
-    """
-    mh, mw = model_input_size
-    if mh <= 0 or mw <= 0:
-        mh = mw = 256
-    scale = max(height / mh, width / mw, 1.0)
-    return max(1.0, radius * scale), float(scale)
-
-
 def refine_t(
-    guide01: torch.Tensor, probabilities: torch.Tensor, model_input_size: tuple[int, int],
+    guide01: torch.Tensor, low_guide: torch.Tensor, low_probability: torch.Tensor,
     radius: float = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
 ) -> torch.Tensor:
-    """The torch core of :func:`refine_segmentation`: (1, 3, H, W) guide in 0..1 and (H, W)
-    probability on one device -> the refined (H, W) probability, clipped to 0..1.
+    """Edge refinement as the pipeline runs it, on the grid the model saw.
 
-    ``radius`` is in pixels of the model's input (``model_input_size`` = (height, width)).
+    ``low_guide`` (1, 3, h, w) is the frame as the model saw it (0..1 RGB, before normalising)
+    and ``low_probability`` (1, 1, h, w) the model's output there: the guided filter's
+    coefficients are computed on that grid -- nothing finer than what the model knew, at a cost
+    that does not depend on the frame's size -- with a window radius of ``radius`` model pixels,
+    then applied to the full-size ``guide01`` (1, 3, H, W), taking its edges from the frame.
+    Returns the refined (H, W) probability, clipped to 0..1.
     """
-    h, w = probabilities.shape[-2:]
-    r_px, s = refine_parameters(h, w, model_input_size, radius)
-    q = _guided(guide01, probabilities.reshape(1, 1, h, w).float(), r_px, eps, s)
-    return q[0, 0].clamp_(0.0, 1.0)
+    r = max(1, int(round(radius)))
+    ab = guided_coefficients(low_guide.float(), low_probability.float(), r, eps)
+    return apply_coefficients(ab, guide01)[0, 0].clamp_(0.0, 1.0)
 
 
 def refine_segmentation(
@@ -285,7 +287,7 @@ def refine_segmentation(
         image: the picture that was segmented (anything :func:`bgkit.load_image` takes).
         segmentation: its :class:`Segmentation` (same size).
         radius: window radius in pixels of the *model's input* (an upsampled edge is smeared
-            over about a model pixel either side); see :func:`refine_parameters`.
+            over about a model pixel either side).
         eps: see :func:`guided_filter`.
 
     Returns:
@@ -304,7 +306,10 @@ def refine_segmentation(
     r = _check_positive(radius, "radius")
     e = _check_positive(eps, "eps")
     with torch.inference_mode():
-        q = refine_t(_guide_tensor(rgb), segmentation.tensor("probabilities"), segmentation.model_input_size, r, e)
+        guide = _guide_tensor(rgb)
+        size = segmentation.model_input_size if min(segmentation.model_input_size) > 0 else (256, 256)
+        low = _downsample(torch.cat([guide, segmentation.tensor("probabilities").float()[None, None]], dim=1), size)
+        q = refine_t(guide, low[:, :3], low[:, 3:], r, e)
     ms = (time.perf_counter() - t0) * 1000.0
     return Segmentation.from_probabilities(
         q,

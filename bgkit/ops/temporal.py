@@ -40,17 +40,17 @@ import torch
 
 from ..core.checks import check_number
 from ..core.segmentation import Segmentation, soft_alpha
-from ..core.settings import EffectSettings
+from ..core.segmentation import DEFAULT_EDGE_SOFTNESS
 
 __all__ = ["DEFAULT_EMA", "DEFAULT_HYSTERESIS", "DEFAULT_MOTION_GATE", "TemporalSmoother", "hysteresis_thresholds", "stream_alpha"]
 
 #: Default weight of the newest frame in the moving average.
-DEFAULT_EMA: float = EffectSettings.temporal_ema
+DEFAULT_EMA = 0.5
 #: Default probability change at which a pixel bypasses the average (None: plain EMA).
-DEFAULT_MOTION_GATE: float = EffectSettings.temporal_motion_gate
+DEFAULT_MOTION_GATE = 0.6
 #: Default hysteresis: how far (as a fraction of the way to 0 and to 1) the off and on
 #: thresholds lie from the segmentation threshold.
-DEFAULT_HYSTERESIS: float = EffectSettings.hysteresis
+DEFAULT_HYSTERESIS = 0.6
 
 
 def _unit(value: object, name: str, lo_open: bool = False, hi_open: bool = False) -> float:
@@ -227,7 +227,7 @@ class TemporalSmoother:
 
 
 def stream_alpha(average: torch.Tensor, state: torch.Tensor, threshold: float,
-                 softness: float = EffectSettings.edge_softness) -> torch.Tensor:
+                 softness: float = DEFAULT_EDGE_SOFTNESS) -> torch.Tensor:
     """The soft alpha of a smoothed stream: the averaged probability's anti-aliased edge
     (:func:`bgkit.soft_alpha`), kept on the side of 0.5 that the hysteresis state says, so
     ``alpha > 0.5`` exactly where the mask is 1."""

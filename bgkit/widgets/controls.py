@@ -2,7 +2,7 @@
 
 Both notebook widgets (:class:`bgkit.widgets.StillExplorer` and
 :class:`bgkit.widgets.LiveBackground`) build their sliders, menus, colour pickers and check
-boxes here, from :data:`bgkit.core.settings.SCHEMA` -- ranges, steps, labels and units are
+boxes here, from :data:`bgkit.pipeline.settings.SCHEMA` -- ranges, steps, labels and units are
 declared there only. :class:`SettingsControls` binds them both ways to an owner's settings:
 moving a control applies the change (validated), and a change made in code moves the control.
 Every control carries the CSS class ``bgkit-<field-name-with-dashes>`` (for tests and styling).
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.colors import hex_rgb, parse_color
 from ..core.segmentation import INTERNAL_RESOLUTIONS
-from ..core.settings import SCHEMA, EffectSettings, Knob
+from ..pipeline.settings import SCHEMA, EffectSettings, Knob
 
 __all__ = ["MODEL_DEFAULT", "SettingsControls", "image_from_upload", "make_control"]
 

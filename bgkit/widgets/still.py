@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.segmentation import Segmentation
-from ..core.settings import SCHEMA, EffectSettings
+from ..pipeline.settings import SCHEMA, EffectSettings
 from ..io.images import ImageLike, load_image, save_image
 from ..models.registry import available_models
 from ..models.segmenter import Segmenter, load_segmenter

@@ -32,13 +32,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .core.segmentation import Segmentation, soft_alpha
-from .core.settings import EffectSettings
-from .io.images import ImageLike, load_image
-from .models.segmenter import ModelOutput, Segmenter, frame_tensor
-from .ops.compositing import bokeh_t, cover, cutout_t, draw_mask_t, replace_t, to_mask_t
-from .ops.refine import refine_t
-from .ops.temporal import TemporalSmoother, stream_alpha
+from ..core.segmentation import Segmentation, soft_alpha
+from ..io.images import ImageLike, load_image
+from ..models.segmenter import ModelOutput, Segmenter, frame_tensor
+from ..ops.compositing import bokeh_t, cover, cutout_t, draw_mask_t, draw_two_colour_mask_t, replace_t, to_mask_t
+from ..ops.refine import refine_t
+from ..ops.temporal import TemporalSmoother, stream_alpha
+from .settings import EffectSettings
 
 __all__ = ["Pipeline", "Result", "Stream", "draw", "process_frame", "render"]
 
@@ -163,12 +163,13 @@ class Pipeline:
         out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state)
         timings = dict(out.timings)
         threshold = self.threshold(s)
-        p = out.probability
         matting = segmenter.spec.predicts_alpha
-        if s.refine_edges and not matting:
+        if s.refine_edges and not matting and out.low_probability is not None:
             t1 = time.perf_counter()
-            p = refine_t(frame01, p, out.model_input_size, s.refine_radius, s.refine_eps)
+            p = refine_t(frame01, out.low_frame, out.low_probability, s.refine_radius, s.refine_eps)
             timings["refine"] = (time.perf_counter() - t1) * 1000.0
+        else:
+            p = out.probability
         t1 = time.perf_counter()
         if smoother is not None and s.temporal_smoothing:
             smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis, motion_gate=s.temporal_motion_gate or None)
@@ -212,7 +213,9 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
     t0 = time.perf_counter()
     device = frame.device
     flip = s.flip_horizontal
-    if s.effect == "mask":
+    if s.effect == "mask" and s.mask_blur_amount == 0:
+        out = draw_two_colour_mask_t(frame, seg.tensor("mask", device), s.foreground, s.background, s.opacity, flip)
+    elif s.effect == "mask":
         mask_rgba = to_mask_t(seg.tensor("mask", device).float(), s.foreground, s.background)
         out = draw_mask_t(frame, mask_rgba, s.opacity, s.mask_blur_amount, flip)
     else:

@@ -16,17 +16,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .checks import check_bool, check_number
-from .colors import RGBA, parse_color
-from .segmentation import DEFAULT_EDGE_SOFTNESS, INTERNAL_RESOLUTIONS, InternalResolution, resolve_internal_resolution
+from ..core.checks import check_bool, check_number, interval
+from ..core.colors import RGBA, parse_color
+from ..core.segmentation import DEFAULT_EDGE_SOFTNESS, INTERNAL_RESOLUTIONS, InternalResolution, resolve_internal_resolution
+from ..io.images import load_image
+from ..ops import refine, temporal
+from ..ops.compositing import MAX_BLUR
 
 __all__ = ["EFFECTS", "SCHEMA", "EffectSettings", "Knob", "knob"]
 
 #: What the pipeline can draw.
 EFFECTS = ("mask", "bokeh", "replace", "cutout")
-
-#: Largest blur amount (pixels), as in the BodyPix demo's sliders.
-MAX_BLUR = 20.0
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,6 @@ class Knob:
         if self.kind == "image":
             if value is None:
                 return None
-            from ..io.images import load_image
-
             try:
                 img = load_image(value)
             except (TypeError, ValueError) as exc:
@@ -99,8 +97,6 @@ class Knob:
 
     @property
     def range_text(self) -> str:
-        from .checks import interval
-
         return interval(self.lo, self.hi, self.lo_open, self.hi_open) + (f" {self.unit}" if self.unit else "")
 
 
@@ -208,12 +204,12 @@ class EffectSettings:
     background_image: Any = field(default=None, repr=False, compare=False)
     flip_horizontal: bool = False
     refine_edges: bool = True
-    refine_radius: float = 2.0
-    refine_eps: float = 3e-4
+    refine_radius: float = refine.DEFAULT_RADIUS
+    refine_eps: float = refine.DEFAULT_EPS
     temporal_smoothing: bool = True
-    temporal_ema: float = 0.5
-    temporal_motion_gate: float = 0.6
-    hysteresis: float = 0.6
+    temporal_ema: float = temporal.DEFAULT_EMA
+    temporal_motion_gate: float = temporal.DEFAULT_MOTION_GATE
+    hysteresis: float = temporal.DEFAULT_HYSTERESIS
 
     def __post_init__(self) -> None:
         errors: list[Exception] = []

@@ -1,4 +1,4 @@
-"""bgkit.core.settings: one schema, every field validated with a message that names it."""
+"""bgkit.pipeline.settings: one schema, every field validated with a message that names it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bgkit import SCHEMA, EffectSettings
-from bgkit.core.settings import EFFECTS
+from bgkit.pipeline.settings import EFFECTS
 
 # (field, a bad value) for every field of the schema: each must be refused, naming the field
 BAD = {
