@@ -2,7 +2,7 @@
 //
 // The BodyPix demo's loop (requestVideoFrameCallback -> segment -> draw) split in two: this page
 // grabs each camera frame, sends it to the kernel as a binary message, and draws the processed
-// picture that comes back. The protocol is described in bgkit/live.py.
+// picture that comes back. The protocol is described in bgkit/live/protocol.py.
 //
 // Rules: at most `max_in_flight` frames on their way (default 1); camera frames that come while
 // the kernel is busy are dropped, never queued (the freshest one is sent as soon as a reply
@@ -15,11 +15,52 @@
 const HUBS = (globalThis.__bgkitLiveHubs = globalThis.__bgkitLiveHubs || new Map());
 const REF = "IPY_MODEL_";
 
+// ---------------------------------------------------------------- compat
+// Everything this widget takes from private parts of JupyterLab / Notebook 7 and ipywebrtc is in
+// this section, feature-checked: where a frontend lacks something, the widget falls back to the
+// public path, says why in `frontend` (the kernel and the status line show it), and keeps working.
+// The kernel's half is bgkit/live/jupyter_compat.py.
+const compat = {
+  // Comms over kernel subshells (@jupyterlab/services >= 4.4 with ipykernel >= 7): widget messages
+  // then go to a kernel thread of their own, so frames are processed while a cell runs. The
+  // subshell is only there once `subshellStarted` resolves; anything sent before goes to the main
+  // shell and waits behind running cells. Resolves to {subshells, reason} within ~3 s.
+  async commChannel(model) {
+    const no = (reason) => ({ subshells: false, reason });
+    try {
+      const id = model.get("_model_ref");
+      if (!id || !model.widget_manager || typeof model.widget_manager.get_model !== "function")
+        return no("this frontend gives widgets no handle on their comm");
+      const real = await model.widget_manager.get_model(id);
+      const c = real && real.comm && real.comm.jsServicesComm; // private: @jupyter-widgets/base's shim
+      if (!c || !("subshellStarted" in c))
+        return no("this frontend does not send widget messages over kernel subshells (JupyterLab >= 4.5 or Notebook >= 7.5 does)");
+      if (c.commsOverSubshells === "disabled")
+        return no("comms over subshells are turned off in the settings (Settings > Kernel)");
+      const k = c._kernel; // private: the kernel connection, to wait for its kernel_info reply
+      if (k && k.info) await Promise.race([k.info, new Promise((r) => setTimeout(r, 3000))]);
+      if (k && k.supportsSubshells === false) return no("the kernel has no subshells (ipykernel >= 7 has)");
+      const started = await Promise.race([
+        Promise.resolve(c.subshellStarted).then(() => true, () => false),
+        new Promise((r) => setTimeout(() => r(false), 3000)),
+      ]);
+      return started ? { subshells: true, reason: "" } : no("the kernel did not start a subshell for this widget in 3 s");
+    } catch (e) {
+      return no(`could not check for subshells (${e && e.message || e})`);
+    }
+  },
+  // ipywebrtc's MediaStreamModel caches its getUserMedia promise in the private `cameraStream`;
+  // after the tracks were stopped (or a request failed) it must be dropped to ask again.
+  forgetCachedStream(src) {
+    if (src && "cameraStream" in src) src.cameraStream = null;
+  },
+};
+
 function hubFor(model) {
   const key = model.get("_view_key") || "?";
   let hub = HUBS.get(key);
   if (!hub) {
-    hub = { key, views: [], shared: { fps: 0, rtt50: null, modelMs: null, size: "", format: "", kB: 0, error: "", lastStream: null, pingMs: null, hint: "" } };
+    hub = { key, views: [], shared: { fps: 0, rtt50: null, modelMs: null, size: "", format: "", kB: 0, error: "", lastStream: null, pingMs: null, hint: "", channel: null } };
     HUBS.set(key, hub);
   }
   return hub;
@@ -149,25 +190,16 @@ function render({ model, el }) {
     gctx: null, encodeMs: null, drawMs: null,
   };
 
-  // JupyterLab sends widget messages to a kernel subshell (a thread of their own, so frames are
-  // processed while a cell runs), but only once that subshell exists: anything sent before goes
-  // to the main shell and waits behind running cells. So wait (at most 3 s) until it is there.
+  // Wait (at most ~3 s) until widget messages can go to a kernel subshell, then tell the kernel
+  // what this frontend offers (see compat.commChannel); frames flow either way.
   let commReadyPromise = null;
   function commReady() {
     if (!commReadyPromise) {
-      commReadyPromise = (async () => {
-        try {
-          const id = model.get("_model_ref");
-          if (!id || !model.widget_manager) return;
-          const real = await model.widget_manager.get_model(id);
-          const c = real && real.comm && real.comm.jsServicesComm;
-          if (!c || !c.subshellStarted || c.commsOverSubshells === "disabled") return;
-          const k = c._kernel;
-          if (k && k.info) { await Promise.race([k.info, new Promise((r) => setTimeout(r, 3000))]); }
-          if (k && k.supportsSubshells === false) return;
-          await Promise.race([c.subshellStarted.catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
-        } catch (e) { /* no subshells here: messages simply go to the main shell */ }
-      })();
+      commReadyPromise = compat.commChannel(model).then((found) => {
+        shared.channel = found;
+        try { model.set("frontend", { subshells: found.subshells, reason: found.reason }); model.save_changes(); } catch (e) { /* kernel gone */ }
+        return found;
+      });
     }
     return commReadyPromise;
   }
@@ -195,15 +227,15 @@ function render({ model, el }) {
       try {
         let s = await src.captureStream();
         const vt = s && s.getVideoTracks ? s.getVideoTracks() : [];
-        if (vt.length && vt.every((t) => t.readyState === "ended") && "cameraStream" in src) {
-          src.cameraStream = null; // ipywebrtc caches its getUserMedia promise: ask again after a stop
+        if (vt.length && vt.every((t) => t.readyState === "ended")) {
+          compat.forgetCachedStream(src); // ask again after a stop
           s = await src.captureStream();
         }
         if (!s || !s.getVideoTracks || !s.getVideoTracks().length)
           throw Object.assign(new Error("the source gives no video track"), { name: "NotFoundError" });
         return s;
       } catch (err) {
-        if ("cameraStream" in src) src.cameraStream = null; // don't keep a failed request cached
+        compat.forgetCachedStream(src); // don't keep a failed request cached
         throw err;
       }
     }
@@ -460,6 +492,8 @@ function render({ model, el }) {
     if (shared.model) parts.push(shared.model);
     if (view.role === "owner" && loop.on && loop.timeouts) parts.push(`${loop.timeouts} frames lost`);
     if (view.role === "mirror") parts.push("(second view: the camera runs in the first one)");
+    if (shared.channel && !shared.channel.subshells && shared.fps > 0)
+      parts.push(`frames pause while a cell runs: ${shared.channel.reason}`);
     status.textContent = parts.join(" · ");
     status.dataset.error = shared.error ? "1" : "";
     // the transport hint, while frames flow (see measureTransport)
