@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "load_image": "bgkit.io.images",
     "save_image": "bgkit.io.images",
     "OutputError": "bgkit.io.outputs",
+    "MemoryBudgetError": "bgkit.pipeline.pipeline",
     "VideoError": "bgkit.io.video",
     "composite": "bgkit.ops.compositing",
     "draw_bokeh_effect": "bgkit.ops.compositing",
@@ -108,6 +109,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ops.filters import gaussian_blur
     from .ops.refine import guided_filter, refine_segmentation
     from .ops.temporal import TemporalSmoother
-    from .pipeline.pipeline import Pipeline, Result, Stream, process_frame
+    from .pipeline.pipeline import MemoryBudgetError, Pipeline, Result, Stream, process_frame
     from .pipeline.settings import EFFECTS, SCHEMA, EffectSettings
     from .tuning import tune_process

@@ -216,14 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "cut-outs)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default: this machine) or ray (a Ray cluster; pip install 'bgkit[ray]')")
-    p.add_argument("--threads", type=_positive_int, default=2,
-                   help="local engine: decoding threads, and as many encoding threads (default 2)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="photos at once: local, threads sharing the model (default 2); ray, model replicas, "
+                        "each loading the model once (default: one per CPU, or per GPU with --gpus-per-worker)")
     p.add_argument("--address", default=None,
                    help="ray: the cluster ('auto': the one this machine is in; ray://head:10001; default: start "
                         "Ray on this machine)")
-    p.add_argument("--workers", type=_positive_int, default=None,
-                   help="ray: model replicas, each loading the model once (default: one per CPU, or per GPU "
-                        "with --gpus-per-worker)")
     p.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="ray: CPUs per worker (default 1)")
     p.add_argument("--gpus-per-worker", type=_nonnegative_float, default=0.0,
                    help="ray: GPUs per worker (default 0; e.g. 1, or 0.5 to share one)")
@@ -413,16 +411,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         if not args.verbose and has("ray"):
             import ray.data  # noqa: F401 - Ray Data sets up its loggers when imported; quieted here
 
-            for name in ("ray", "ray.data"):
-                logging.getLogger(name).setLevel(logging.WARNING)  # its per-job INFO lines
-        ray_options = {"address": args.address, "workers": args.workers, "cpus_per_worker": args.cpus_per_worker,
+            logging.getLogger("ray").setLevel(logging.WARNING)
+            logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-job lines; bgkit shows the progress
+        ray_options = {"address": args.address, "cpus_per_worker": args.cpus_per_worker,
                        "gpus_per_worker": args.gpus_per_worker, "batch_size": args.batch_size}
-    else:
-        given = [f"--{o.replace('_', '-')}" for o in ("address", "workers") if getattr(args, o) is not None]
-        if given:
-            raise CLIError(f"{', '.join(given)}: only for --engine ray")
+    elif args.address is not None:
+        raise CLIError("--address: only for --engine ray")
     summary = process_batch(args.input, args.output, model, settings, overwrite=args.overwrite, engine=args.engine,
-                            threads=args.threads, image_suffix=args.image_format, video_suffix=args.video_format,
+                            workers=args.workers, image_suffix=args.image_format, video_suffix=args.video_format,
                             audio=not args.no_audio, progress=args.progress, ray=ray_options)
     print(summary)
     return 0 if summary.ok else 1
@@ -431,13 +427,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .eval.evaluate import evaluate, find_pairs, format_summary, is_numbered_sequence
+    from .eval.evaluate import evaluate, find_pairs, format_summary, is_numbered_sequence, is_video
 
     for folder in (args.images, args.masks):
         if not folder.is_dir():
             raise CLIError(f"no such folder: {folder}")
     pairs = find_pairs(args.images, args.masks)
-    video = args.as_video if args.as_video is not None else is_numbered_sequence(s for s, _, _ in pairs)
+    video = args.as_video
+    if video is None:
+        video = is_video(pairs)
+        if not video and is_numbered_sequence(s for s, _, _ in pairs):
+            log.info("bgkit evaluate: the images are numbered but not named like video frames (00000.png) or differ "
+                     "in size: evaluating them as photos; pass --video to evaluate them as one video")
     base = settings_from_args(args)
     runs = [("settings", base)]
     if args.compare:

@@ -22,17 +22,19 @@ import numpy as np
 from PIL import Image
 
 from ..pipeline.settings import EffectSettings
-from ..io.images import IMAGE_SUFFIXES, load_image
+from ..io.images import IMAGE_SUFFIXES, image_size, load_image
 from ..ops.filters import gaussian_blur
 from .metrics import BOUND_TH, _binary, boundary_f, edge_band_alpha_error, flicker_series, iou
 
 __all__ = [
     "EvaluationResult",
+    "looks_like_frames",
     "FrameScore",
     "evaluate",
     "evaluate_frames",
     "find_pairs",
     "format_summary",
+    "is_video",
     "is_numbered_sequence",
     "load_mask",
 ]
@@ -43,9 +45,30 @@ __all__ = [
 
 
 def load_mask(path: str | Path) -> np.ndarray:
-    """A ground-truth mask file as bool (H, W): > 127 is person (any mode; alpha ignored)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L")) > 127
+    """A ground-truth mask file as bool (H, W), True = person.
+
+    Read as: a palette image (DAVIS style) -- index 0 is background, any other index an object;
+    a grey image holding only 0 and 1 -- 1 is person; any other grey (or colour, converted to
+    grey) image -- values above 127 are person (0/255 masks). Alpha is ignored. A file that is
+    not an image raises :class:`bgkit.ImageError` naming it.
+    """
+    from ..io.images import ImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P":
+                return np.asarray(im) > 0
+            if im.mode == "1":
+                return np.asarray(im, dtype=bool)
+            grey = np.asarray(im if im.mode in ("L", "I", "I;16", "F") else im.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"mask {path} could not be read as an image ({exc})") from None
+    if grey.ndim != 2:
+        raise ImageError(f"mask {path} is not a single-channel picture (shape {grey.shape})")
+    top = float(grey.max()) if grey.size else 0.0
+    if top <= 1:
+        return grey > 0  # a 0/1 mask
+    return grey > (32767 if top > 255 else 127)
 
 
 def _stems(folder: Path) -> dict[str, Path]:
@@ -59,17 +82,31 @@ def _stems(folder: Path) -> dict[str, Path]:
 
 
 def is_numbered_sequence(stems: Iterable[str]) -> bool:
-    """True for at least two stems that are all numbers with one common prefix (``00000``, ``frame_0001``)."""
+    """True for at least two stems that are all numbers with one common prefix (``00000``, ``IMG_0001``)."""
     matches = [_NUMBERED.match(s) for s in stems]
     return len(matches) >= 2 and all(matches) and len({m.group(1) for m in matches}) == 1  # type: ignore[union-attr]
 
 
+def looks_like_frames(stems: Iterable[str]) -> bool:
+    """True for the names of a video's frames: bare numbers (``00000``, as video tools write them) or
+    ``frame``-prefixed numbers (``frame_0001``). Camera photo names (``IMG_0001``) are not frames."""
+    stems = list(stems)
+    return is_numbered_sequence(stems) and _FRAME_PREFIX.fullmatch(_NUMBERED.match(stems[0]).group(1)) is not None  # type: ignore[union-attr]
+
+
 _NUMBERED = re.compile(r"^(\D*)(\d+)$")
+_FRAME_PREFIX = re.compile(r"(frame[_-]?)?", re.IGNORECASE)
 
 
 def _frame_number(stem: str) -> int | None:
     m = _NUMBERED.match(stem)
     return int(m.group(2)) if m else None
+
+
+def is_video(pairs: Sequence[tuple[str, Path, Path]]) -> bool:
+    """True when ``pairs`` (from :func:`find_pairs`) are a video's frames: frame-number names
+    (:func:`looks_like_frames`) and one size."""
+    return looks_like_frames(s for s, _, _ in pairs) and len({image_size(ip) for _, ip, _ in pairs}) == 1
 
 
 def find_pairs(images: str | Path, masks: str | Path) -> list[tuple[str, Path, Path]]:
@@ -282,13 +319,22 @@ def evaluate(
         settings: :class:`bgkit.EffectSettings` (threshold, internal resolution, edge
             refinement, temporal smoothing); default ``EffectSettings()``.
         video: treat the folder as one video (in frame order, smoothing applies, flicker is
-            measured); None: a video when every stem is a number.
+            measured); None: a video when the names are frame numbers (``00000``, ``frame_0001``;
+            not camera names like ``IMG_0001``) and the images share one size.
         limit: use only the first ``limit`` pairs.
         progress: show a tqdm progress bar on stderr.
     """
     pairs = find_pairs(images, masks)
     if video is None:
-        video = is_numbered_sequence(s for s, _, _ in pairs)
+        video = is_video(pairs)
+    elif video:
+        sizes = {}
+        for stem, ip, _ in pairs:
+            sizes.setdefault(image_size(ip), stem)
+        if len(sizes) > 1:
+            (a, first), (b, other) = list(sizes.items())[:2]
+            raise ValueError(f"{other} is {b[0]}x{b[1]} but {first} is {a[0]}x{a[1]}: a video's frames share one "
+                             "size; evaluate them as separate photos instead (--photos, video=False)")
     if limit is not None:
         pairs = pairs[: max(0, int(limit))]
     triples = ((stem, ip, load_mask(mp)) for stem, ip, mp in pairs)

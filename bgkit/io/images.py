@@ -22,7 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .outputs import atomic_path
 
-__all__ = ["ALPHA_SUFFIXES", "IMAGE_SUFFIXES", "ImageError", "ImageLike", "load_image", "read_image", "save_image"]
+__all__ = ["ALPHA_SUFFIXES", "IMAGE_SUFFIXES", "ImageError", "ImageLike", "image_size", "load_image", "read_image",
+           "save_image"]
 
 ImageLike = Union[np.ndarray, Image.Image, str, os.PathLike, Any]
 
@@ -130,6 +131,21 @@ def load_image(image: ImageLike) -> np.ndarray:
         "image must be a uint8 numpy array, a PIL image, a file path or a (3, H, W) torch tensor; "
         f"got {type(image).__name__}"
     )
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) in pixels of an image file as it is displayed (EXIF orientation applied),
+    read from its header without decoding the pixels."""
+    p = Path(path).expanduser()
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such image file: {p}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{p} could not be read as an image ({exc})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -52,6 +52,8 @@ __all__ = [
     "output_format",
     "probe",
     "read_frames",
+    "rotation_of",
+    "upright",
 ]
 
 DEFAULT_FOLDER_FPS = Fraction(25)
@@ -109,6 +111,9 @@ class VideoInfo:
     codec: str
     audio_codec: str | None  # None: no audio track
     is_folder: bool = False
+    #: counter-clockwise rotation (degrees, a multiple of 90) the player applies from the file's
+    #: display matrix; ``width`` and ``height`` are already the upright (displayed) size
+    rotation: int = 0
 
     @property
     def has_audio(self) -> bool:
@@ -162,6 +167,7 @@ def probe(path: str | os.PathLike, fps: float | Fraction | None = None) -> Video
         rate = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FOLDER_FPS
         return VideoInfo(str(p), first.shape[1], first.shape[0], rate, len(files), float(len(files) / rate),
                          files[0].suffix.lower().lstrip("."), None, True)
+    av = require("av")
     with _open_input(p) as c:
         vs = c.streams.video[0]
         rate = vs.average_rate or vs.guessed_rate or Fraction(25)
@@ -171,8 +177,14 @@ def probe(path: str | os.PathLike, fps: float | Fraction | None = None) -> Video
         if frames is None and duration:
             frames = int(round(duration * rate))
         audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
-        return VideoInfo(str(p), vs.codec_context.width, vs.codec_context.height, Fraction(rate), frames, duration,
-                         vs.codec_context.name, audio, False)
+        try:
+            rotation = _first_frame_rotation(c, vs)
+        except av.error.FFmpegError:
+            rotation = 0
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if rotation in (90, 270):
+            w, h = h, w
+        return VideoInfo(str(p), w, h, Fraction(rate), frames, duration, vs.codec_context.name, audio, False, rotation)
 
 
 def _decoder_for(stream: Any, alpha: bool) -> Any:
@@ -198,8 +210,32 @@ def _decoded(container: Any, stream: Any, alpha: bool) -> Iterator[Any]:
     yield from decoder.decode(None)
 
 
+def rotation_of(frame: Any) -> int:
+    """The counter-clockwise rotation (0, 90, 180 or 270) a player applies to a decoded frame, from
+    its display matrix (a phone video filmed upright is stored sideways with -90)."""
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        degrees = 0.0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
+    """``picture`` turned as a player shows it: ``rotation`` degrees counter-clockwise (a multiple of 90)."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(picture, k)) if k else picture
+
+
+def _first_frame_rotation(container: Any, stream: Any) -> int:
+    """The rotation of the first decodable frame (the display matrix is frame side data)."""
+    for frame in container.decode(stream):
+        return rotation_of(frame)
+    return 0
+
+
 def read_frames(path: str | os.PathLike, alpha: bool = False) -> Iterator[np.ndarray]:
-    """Yield the frames of a video file or a folder of frames as uint8 (H, W, 3) RGB arrays.
+    """Yield the frames of a video file or a folder of frames as uint8 (H, W, 3) RGB arrays,
+    turned upright as a player shows them (a file's rotation metadata is applied).
 
     ``alpha=True`` yields (H, W, 4) RGBA instead (opaque where the video has no alpha), reading
     the alpha of VP9 WebM files too.
@@ -221,7 +257,7 @@ def read_frames(path: str | os.PathLike, alpha: bool = False) -> Iterator[np.nda
     with _open_input(p) as c:
         try:
             for frame in _decoded(c, c.streams.video[0], alpha):
-                yield frame.to_ndarray(format=fmt)
+                yield upright(frame.to_ndarray(format=fmt), rotation_of(frame))
         except av.error.FFmpegError as exc:
             raise VideoError(f"cannot decode {p}: {exc}") from None
 

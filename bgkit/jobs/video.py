@@ -27,7 +27,7 @@ from ..pipeline.settings import EffectSettings
 from ..io.images import load_image
 from ..io.outputs import check_output
 from ..io.video import (FrameFolderWriter, VideoError, VideoFileWriter, _check_input, _open_input, frame_files,
-                        output_format, probe)
+                        output_format, probe, rotation_of, upright)
 from ..models.segmenter import Segmenter
 from ..pipeline import Pipeline
 
@@ -85,7 +85,9 @@ def process_video(
     """Apply an effect to every frame of a video and write the result.
 
     Args:
-        input: a video file, or a folder of numbered image frames (all of one size).
+        input: a video file, or a folder of numbered image frames (all of one size). A file's
+            rotation metadata (phone videos) is applied: frames are processed and written upright,
+            as a player shows them.
         output: the file to write (its suffix picks the format; see :mod:`bgkit.io.video`), or a
             folder (no suffix) for PNG frames. Written under a temporary name and moved into place
             when complete: a failed or interrupted run leaves no half-written file, and a
@@ -157,7 +159,8 @@ def process_video(
                     writer.audio_packet(packet)
                     continue
                 for frame in packet.decode():
-                    picture = stream.process(frame.to_ndarray(format="rgb24")).picture
+                    rgb = upright(frame.to_ndarray(format="rgb24"), rotation_of(frame))  # as the viewer saw it
+                    picture = stream.process(rgb).picture
                     if frame.pts is None:  # unusual: number the frames at the nominal rate
                         writer.write(picture, count, 1 / Fraction(info.fps))
                     else:

@@ -18,6 +18,39 @@ class WeightsUnavailableError(RuntimeError):
     is not what it claims to be (the message says which, and what to do)."""
 
 
+#: The first bytes each kind of weights file starts with (offset, bytes), and what it is called.
+FILE_KINDS: dict[str, tuple[int, tuple[bytes, ...], str]] = {
+    "tflite": (4, (b"TFL3",), "a TensorFlow Lite model (.tflite)"),
+    "pytorch": (0, (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), "a PyTorch weights file (.pth)"),
+    "onnx": (0, (b"\x08",), "an ONNX model (.onnx)"),
+}
+
+
+def file_kind(path: Path) -> str | None:
+    """Which of :data:`FILE_KINDS` a file is, by its first bytes (None: none of them)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for kind, (offset, magics, _) in FILE_KINDS.items():
+        if any(head[offset:offset + len(m)] == m for m in magics):
+            return kind
+    return None
+
+
+def check_file_kind(path: Path, kind: str) -> None:
+    """Raise :class:`WeightsUnavailableError` unless ``path`` starts like a ``kind`` file, saying
+    what it looks like instead -- before any parser sees it."""
+    found = file_kind(path)
+    if found != kind:
+        what = FILE_KINDS[found][2] if found else "none of the weights formats bgkit reads"
+        raise WeightsUnavailableError(
+            f"{path} is not {FILE_KINDS[kind][2]}: it looks like {what}. Give the model its own kind of file "
+            "(or --model auto, which picks the model from the file)"
+        )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything bgkit needs to know about one segmenter.

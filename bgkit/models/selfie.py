@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ModelSpec, register
+from .registry import ModelSpec, WeightsUnavailableError, check_file_kind, register
 
 __all__ = [
     "MEAN",
@@ -345,12 +345,21 @@ def load_selfie(variant: str = "general", weights: Any = None, device: torch.dev
     if weights is None:
         path = selfie_model_path(variant)
     elif isinstance(weights, (str, Path)):
-        path = Path(weights)
+        path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"selfie segmentation weights file not found: {path}")
+        check_file_kind(path, "tflite")
     else:
         raise TypeError(f"weights for the selfie models must be None or a .tflite path; got {type(weights).__name__}")
-    return SelfieSegmentationNet.from_tflite(path).to(device).eval()
+    try:
+        return SelfieSegmentationNet.from_tflite(path).to(device).eval()
+    except WeightsUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer fails in many ways deep inside
+        raise WeightsUnavailableError(
+            f"{path} is a TensorFlow Lite file but not MediaPipe's selfie segmentation model ({type(exc).__name__}: "
+            f"{exc}); use the official file (bgkit fetch selfie) or another model"
+        ) from None
 
 
 def _is_cached(variant: str) -> bool:

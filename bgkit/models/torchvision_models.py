@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .downloads import download
-from .registry import ModelSpec, WeightsUnavailableError, register
+from .registry import ModelSpec, WeightsUnavailableError, check_file_kind, register
 
 VOC_PERSON = 15
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -101,6 +101,7 @@ def _read_state_dict(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise WeightsUnavailableError(f"weights file not found: {p}")
+    check_file_kind(p, "pytorch")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files

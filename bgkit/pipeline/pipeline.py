@@ -40,7 +40,54 @@ from ..ops.refine import refine_t
 from ..ops.temporal import TemporalSmoother, stream_alpha
 from .settings import EffectSettings
 
-__all__ = ["Pipeline", "Result", "Stream", "draw", "process_frame", "render"]
+__all__ = ["MAX_PIXELS", "MemoryBudgetError", "Pipeline", "Result", "Stream", "check_memory", "draw", "process_frame",
+           "render"]
+
+#: Largest frame processed by default (pixels): 64 MP. ``BGKIT_MAX_PIXELS`` or ``max_pixels=`` change it.
+MAX_PIXELS = 64_000_000
+#: Peak memory per pixel of a frame, bytes, by effect (measured on an 8000x6000 photo: bokeh and a
+#: blurred mask blur a float copy of the picture; the others only blend).
+BYTES_PER_PIXEL = {"blur": 120, "blend": 56}
+
+
+class MemoryBudgetError(ValueError):
+    """A frame too big for the memory budget (the message names the limit and how to change it)."""
+
+
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(height: int, width: int, settings: EffectSettings, max_pixels: int | None = None) -> None:
+    """Refuse a ``height`` x ``width`` frame that would not fit: above ``max_pixels`` (default
+    ``$BGKIT_MAX_PIXELS`` or :data:`MAX_PIXELS`), or needing more than 70 % of the memory available
+    now (Linux), with a :class:`MemoryBudgetError` that says how much, and what to change."""
+    import os
+
+    limit = max_pixels if max_pixels is not None else int(os.environ.get("BGKIT_MAX_PIXELS") or MAX_PIXELS)
+    pixels = height * width
+    mp = f"{width}x{height} ({pixels / 1e6:.1f} MP)"
+    if pixels > limit:
+        raise MemoryBudgetError(
+            f"the picture is {mp}, above the limit of {limit / 1e6:.0f} MP; downscale it, or raise the limit "
+            "(Pipeline(..., max_pixels=N) or BGKIT_MAX_PIXELS=N) if the memory is there"
+        )
+    blurs = settings.effect == "bokeh" or (settings.effect == "mask" and settings.mask_blur_amount > 0)
+    need = pixels * BYTES_PER_PIXEL["blur" if blurs else "blend"]
+    available = _available_bytes()
+    if max_pixels is None and available is not None and need > 0.7 * available:
+        raise MemoryBudgetError(
+            f"the picture is {mp}: the {settings.effect} effect needs about {need / 2**30:.1f} GiB for it, but only "
+            f"{available / 2**30:.1f} GiB of memory is available; downscale it, or pass max_pixels= (or set "
+            "BGKIT_MAX_PIXELS) to try anyway"
+        )
 
 
 class Result(NamedTuple):
@@ -69,6 +116,8 @@ class Pipeline:
     Args:
         segmenter: a loaded :class:`bgkit.Segmenter` (see :func:`bgkit.load_segmenter`).
         settings: an :class:`bgkit.EffectSettings` (default ``EffectSettings()``).
+        max_pixels: the largest frame to process (see :func:`check_memory`; None: the default
+            limit, and a check against the memory available).
         **changes: settings to change from ``settings`` (validated), e.g. ``effect="bokeh"``.
 
     :meth:`process` makes a still (no temporal smoothing, a fresh model state); :meth:`stream`
@@ -76,8 +125,10 @@ class Pipeline:
     segmenter are swapped atomically; each frame uses one consistent pair.
     """
 
-    def __init__(self, segmenter: Segmenter, settings: EffectSettings | None = None, **changes: Any) -> None:
+    def __init__(self, segmenter: Segmenter, settings: EffectSettings | None = None, *,
+                 max_pixels: int | None = None, **changes: Any) -> None:
         self._segmenter = _check_segmenter(segmenter)
+        self.max_pixels = max_pixels
         base = _check_settings(settings) if settings is not None else EffectSettings()
         self._settings = base.updated(**changes) if changes else base
         self._backgrounds: dict[tuple[int, int, int, str], torch.Tensor] = {}
@@ -120,6 +171,7 @@ class Pipeline:
         the settings say; no temporal smoothing; a recurrent model starts from a fresh state)."""
         rgb = load_image(image)
         segmenter, settings = self._segmenter, self._settings
+        check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
             frame, frame01 = frame_tensor(rgb, segmenter.device)
             seg = self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
@@ -129,6 +181,7 @@ class Pipeline:
         """The segmentation :meth:`process` draws with (same model, refinement and threshold)."""
         rgb = load_image(image)
         segmenter, settings = self._segmenter, self._settings
+        check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
             _, frame01 = frame_tensor(rgb, segmenter.device)
             return self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
@@ -286,6 +339,7 @@ class Stream:
         rgb = load_image(image)
         pipe = self.pipeline
         segmenter, settings = pipe.segmenter, pipe.settings
+        check_memory(*rgb.shape[:2], settings, pipe.max_pixels)
         with self._lock, torch.inference_mode():
             size = rgb.shape[:2]
             if segmenter is not self._segmenter or size != self._size:
