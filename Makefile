@@ -36,7 +36,7 @@ notebook: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.server.NoDelayKernelWebsocketConnection notebooks/
 
 bench: $(STAMP)
-	$(PY) -m bgkit.eval.bench --memory-frames 2000 --json out/bench.json
+	$(PY) -m bgkit.bench --memory-frames 2000 --json out/bench.json
 
 clean:
 	rm -rf $(VENV) out test-artifacts .pytest_cache

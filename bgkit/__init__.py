@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_internal_resolution": "bgkit.core.segmentation",
     "soft_alpha": "bgkit.core.segmentation",
     "EFFECTS": "bgkit.pipeline.settings",
+    "effects_for": "bgkit.pipeline.settings",
     "SCHEMA": "bgkit.pipeline.settings",
     "EffectSettings": "bgkit.pipeline.settings",
     "ImageError": "bgkit.io.images",
@@ -54,6 +55,12 @@ _EXPORTS: dict[str, str] = {
     "replace_background": "bgkit.ops.compositing",
     "to_mask": "bgkit.ops.compositing",
     "gaussian_blur": "bgkit.ops.filters",
+    "FACE_PART_IDS": "bgkit.ops.parts",
+    "PART_CHANNELS": "bgkit.ops.parts",
+    "RAINBOW_PART_COLORS": "bgkit.ops.parts",
+    "blur_body_part": "bgkit.ops.parts",
+    "draw_pixelated_mask": "bgkit.ops.parts",
+    "to_colored_part_mask": "bgkit.ops.parts",
     "guided_filter": "bgkit.ops.refine",
     "refine_segmentation": "bgkit.ops.refine",
     "TemporalSmoother": "bgkit.ops.temporal",
@@ -107,8 +114,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ops.compositing import (composite, draw_bokeh_effect, draw_mask, remove_background, replace_background,
                                   to_mask)
     from .ops.filters import gaussian_blur
+    from .ops.parts import (FACE_PART_IDS, PART_CHANNELS, RAINBOW_PART_COLORS, blur_body_part, draw_pixelated_mask,
+                            to_colored_part_mask)
     from .ops.refine import guided_filter, refine_segmentation
     from .ops.temporal import TemporalSmoother
     from .pipeline.pipeline import MemoryBudgetError, Pipeline, Result, Stream, process_frame
-    from .pipeline.settings import EFFECTS, SCHEMA, EffectSettings
+    from .pipeline.settings import EFFECTS, SCHEMA, EffectSettings, effects_for
     from .tuning import tune_process

@@ -257,12 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_models(_: argparse.Namespace) -> int:
     from .models.registry import get_spec, list_models
 
-    for name in list_models():
+    names = list_models()
+    width = max(len(n) for n in names) + 2
+    for name in names:
         spec = get_spec(name)
         size = f"{spec.native_size[1]}x{spec.native_size[0]}" if spec.native_size else "any size"
         here = "weights here" if spec.is_available() else "weights not here"
         opt = " (opt-in)" if spec.opt_in else ""
-        print(f"{name:18s} {size:10s} {here:17s} {spec.title}{opt}  [licence: {spec.licence}]")
+        print(f"{name:{width}s} {size:10s} {here:17s} {spec.title}{opt}  [licence: {spec.licence}]")
     return 0
 
 

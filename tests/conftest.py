@@ -11,6 +11,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = (REPO / ".." / "shared" / "data").resolve()
+#: The offline copies of BodyPix's published files (the same layout as Google's bucket).
+BODYPIX_MIRROR = (REPO / ".." / "shared" / "models" / "bodypix").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +45,23 @@ def selfie():
     import bgkit
 
     return bgkit.load_segmenter("selfie", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def bodypix_mirror() -> Path:
+    """``../shared/models/bodypix`` (BodyPix's files, laid out as on Google's bucket), skipped where absent."""
+    if not (BODYPIX_MIRROR / "mobilenet").is_dir():
+        pytest.skip(f"needs the BodyPix files at {BODYPIX_MIRROR}, which are absent")
+    return BODYPIX_MIRROR
+
+
+@pytest.fixture(scope="session")
+def bodypix(bodypix_mirror: Path):
+    """BodyPix's default model (MobileNetV1 0.75, stride 16, quant2) from the offline copy, on the CPU."""
+    import bgkit
+
+    manifest = bodypix_mirror / "mobilenet" / "quant2" / "075" / "model-stride16.json"
+    return bgkit.load_segmenter("bodypix", weights=manifest, device="cpu")
 
 
 @pytest.fixture(scope="session")

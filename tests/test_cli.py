@@ -85,7 +85,7 @@ def test_models_and_fetch(capsys):
         (["effect", "{photo}", "-o", "x.jpg", "--model", "selfie", "--effect", "cutout"], "transparent"),
         (["effect", "{photo}", "-o", "x.png", "--model", "selfie", "--effect", "replace",
           "--background-image", "nope.png"], "No such image file"),
-        (["fetch", "bodypix"], "unknown model"),
+        (["fetch", "nosuchmodel"], "unknown model"),
     ],
 )
 def test_user_errors_exit_2_with_one_clear_line(tmp_path, person_photo, argv, message, capsys, monkeypatch):
@@ -106,7 +106,7 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path, person_photo, argv, me
         (["--internal-resolution", "3"], "must be in (0, 2]"),
         (["--opacity", "1.5"], "opacity must be in [0, 1]; got 1.5"),
         (["--background", "#12"], "colour"),
-        (["--model", "bodypix"], "unknown model"),
+        (["--model", "nosuchmodel"], "unknown model"),
     ],
 )
 def test_bad_option_values_are_usage_errors(option, message, capsys):

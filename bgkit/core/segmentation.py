@@ -142,6 +142,8 @@ class Segmentation:
         data: ``mask`` under BodyPix's name.
         foreground: float32 array (height, width, 3), RGB 0..1 of the person where the model
             predicts it (matting models, e.g. RVM), else None.
+        part_ids: int8 array (height, width), the body part of each person pixel (-1 elsewhere,
+            0..23 as BodyPix numbers them) for models with a body-part head, else None.
         threshold: the segmentation threshold that made ``mask`` (0..1).
         model: name of the model that produced it.
         model_input_size: (height, width) in pixels of the tensor the model saw.
@@ -154,7 +156,7 @@ class Segmentation:
     """
 
     __slots__ = ("width", "height", "threshold", "model", "model_input_size", "elapsed_ms", "timings",
-                 "_probabilities", "_alpha", "_mask", "_foreground", "_np")
+                 "_probabilities", "_alpha", "_mask", "_foreground", "_part_ids", "_np")
 
     def __init__(
         self,
@@ -168,6 +170,7 @@ class Segmentation:
         elapsed_ms: float = 0.0,
         foreground: Any = None,
         timings: dict[str, float] | None = None,
+        part_ids: Any = None,
     ) -> None:
         self.threshold = check_number(threshold, "threshold", 0.0, 1.0)
         if getattr(probabilities, "ndim", None) != 2:
@@ -188,7 +191,10 @@ class Segmentation:
                 )
         if foreground is not None and tuple(foreground.shape) != (self.height, self.width, 3):
             raise ValueError(f"foreground {tuple(foreground.shape)} must be (height, width, 3)")
+        if part_ids is not None and tuple(part_ids.shape) != (self.height, self.width):
+            raise ValueError(f"part_ids {tuple(part_ids.shape)} must be (height, width)")
         self._probabilities, self._mask, self._alpha, self._foreground = probabilities, mask, alpha, foreground
+        self._part_ids = part_ids
         self.model = str(model)
         self.model_input_size = (int(model_input_size[0]), int(model_input_size[1]))
         self.elapsed_ms = float(elapsed_ms)
@@ -227,13 +233,22 @@ class Segmentation:
     def foreground(self) -> np.ndarray | None:
         return None if self._foreground is None else self._numpy("foreground", self._foreground, np.float32)
 
+    @property
+    def has_foreground(self) -> bool:
+        """True when the model predicted the person's colours (:attr:`foreground`)."""
+        return self._foreground is not None
+
+    @property
+    def part_ids(self) -> np.ndarray | None:
+        return None if self._part_ids is None else self._numpy("part_ids", self._part_ids, np.int8)
+
     def tensor(self, name: str, device: torch.device | str | None = None) -> torch.Tensor:
         """``probabilities``, ``alpha``, ``mask`` or ``foreground`` as a torch tensor (no copy where
         it already is one on ``device``): for code that stays in torch, e.g. on a GPU."""
         import torch
 
         raw = {"probabilities": self._probabilities, "alpha": self._alpha, "mask": self._mask,
-               "foreground": self._foreground}[name]
+               "foreground": self._foreground, "part_ids": self._part_ids}[name]
         if raw is None:
             raise ValueError(f"this segmentation has no {name}")
         t = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(raw))
@@ -256,7 +271,7 @@ class Segmentation:
         """A copy with some fields replaced (arrays are shared, not copied)."""
         fields = dict(probabilities=self._probabilities, mask=self._mask, alpha=self._alpha, threshold=self.threshold,
                       model=self.model, model_input_size=self.model_input_size, elapsed_ms=self.elapsed_ms,
-                      foreground=self._foreground, timings=self.timings)
+                      foreground=self._foreground, timings=self.timings, part_ids=self._part_ids)
         fields.update(changes)
         return Segmentation(**fields)
 

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_AMOUNTS",
     "DEFAULT_RESOLUTIONS",
     "FIGURE_FILES",
+    "body_parts_figure",
     "image_grid",
     "internal_resolution_figure",
     "mask_blur_figure",
@@ -53,6 +54,7 @@ FIGURE_FILES = {
     "internal_resolution": "internal_resolution.png",
     "mask_blur": "mask_blur.png",
     "models": "models.png",
+    "body_parts": "body_parts.png",
 }
 
 #: What the figures accept as "segmenters".
@@ -396,6 +398,54 @@ def models_figure(
     return fig
 
 
+def body_parts_figure(
+    image: ImageLike,
+    segmenter: Any,
+    *,
+    internal_resolution: InternalResolution = None,
+    threshold: float | None = None,
+    settings: EffectSettings | None = None,
+) -> Figure:
+    """BodyPix's body-part drawings of one photo: the coloured part map, the pixelated part map
+    and the face blurred (for privacy), beside the photo, each through a :class:`bgkit.Pipeline`.
+
+    Args:
+        image: the photo.
+        segmenter: a model with a body-part head (``bodypix``, ``bodypix_050``, ...).
+        internal_resolution, threshold: as for the pipeline (None: the model's defaults).
+        settings: the pipeline's settings (opacity, pixel_cell_width, background_blur_amount
+            for the face blur ...); the effect is set per panel.
+
+    Returns:
+        A figure with 4 axes.
+    """
+    rgb = load_image(image)
+    segmenter = _check_segmenter(segmenter, "body_parts_figure")
+    if not segmenter.has_parts:
+        raise ValueError(f"body_parts_figure needs a model with a body-part head (bodypix, bodypix_050, ...); "
+                         f"{segmenter.name!r} has none")
+    base = settings if settings is not None else EffectSettings()
+    changes: dict[str, Any] = {"internal_resolution": internal_resolution}
+    if threshold is not None:
+        changes["segmentation_threshold"] = threshold
+    pipe = Pipeline(segmenter, base.updated(effect="parts", **changes))
+    seg = pipe.segment(rgb)
+    parts = sorted(int(i) for i in np.unique(seg.part_ids) if i >= 0)
+    panels = {"photo": rgb, f"coloured part map ({len(parts)} parts found)": pipe.render(rgb, seg)}
+    for effect, title in (("pixelated", "pixelated part map"), ("blur_face", "face blurred")):
+        pipe.update(effect=effect)
+        panels[title] = pipe.render(rgb, seg)
+    fig, axes = _new_figure(1, len(panels))
+    fig.suptitle(f"Body parts from {segmenter.name}", fontsize=11)
+    for ax, (title, picture) in zip(axes.flat, panels.items()):
+        _show(ax, picture, title)
+    h, w = rgb.shape[:2]
+    in_h, in_w = seg.model_input_size
+    _footer(fig, f"photo {w}x{h} px, model input {in_w}x{in_h} px; 24 parts as BodyPix numbers them, "
+                 "in its rainbow palette; background white.")
+    return fig
+
+
 def image_grid(
     images: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     titles: Sequence[str] | None = None,
@@ -451,10 +501,11 @@ def write_figures(
     """Write the figures for ``image`` as PNG files into ``out_dir`` (created if needed).
 
     The internal-resolution and mask-blur figures use the first segmenter; the models figure is
-    written only when there are two or more. File names are in :data:`FIGURE_FILES`.
+    written only when there are two or more, and the body-parts figure for the first model with a
+    body-part head (BodyPix), if any. File names are in :data:`FIGURE_FILES`.
 
     Returns:
-        The paths written, in the order internal_resolution, mask_blur[, models].
+        The paths written, in the order internal_resolution, mask_blur[, models][, body_parts].
     """
     rgb = load_image(image)
     items = _segmenter_items(segmenters)
@@ -477,6 +528,10 @@ def write_figures(
             ("models", lambda: models_figure(rgb, dict(items), internal_resolution=internal_resolution,
                                              threshold=threshold, repeats=repeats, settings=settings))
         )
+    with_parts = [seg_ for _, seg_ in items if getattr(seg_, "has_parts", False)]
+    if with_parts:
+        makers.append(("body_parts", lambda: body_parts_figure(rgb, with_parts[0], internal_resolution=internal_resolution,
+                                                                threshold=threshold, settings=settings)))
     paths = []
     for key, make in makers:
         fig = make()

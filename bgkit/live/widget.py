@@ -35,7 +35,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets as T
 
-from ..pipeline.settings import SCHEMA, EffectSettings
+from ..pipeline.settings import PART_EFFECTS, SCHEMA, EffectSettings, effects_for
 from ..models.registry import available_models, list_models
 from ..models.segmenter import Segmenter, load_segmenter
 from ..pipeline import Pipeline
@@ -240,6 +240,11 @@ class LiveBackground(anywidget.AnyWidget):
         value = proposal["value"]
         if not isinstance(value, EffectSettings):
             raise T.TraitError(f"settings must be a bgkit.EffectSettings; got {type(value).__name__}")
+        processor = getattr(self, "_processor", None)
+        if value.effect in PART_EFFECTS and processor is not None and not processor.segmenter.has_parts:
+            raise T.TraitError(f"the {value.effect!r} effect needs the body parts, which model "
+                               f"{processor.segmenter.name!r} does not give; choose a model with a body-part "
+                               "head (bodypix, bodypix_050, ...) first")
         return value
 
     def _on_settings(self, change: dict) -> None:
@@ -285,9 +290,10 @@ class LiveBackground(anywidget.AnyWidget):
             return
         self._processor.segmenter = seg
         self._processor.reset_stats()
-        if getattr(self, "_controls", None) is not None:
-            self._controls.refresh()  # the threshold slider shows the new model's default
         self.notice = ""
+        if getattr(self, "_controls", None) is not None:
+            self._controls.set_choices("effect", effects_for(seg))  # body-part effects: BodyPix only
+            self._controls.refresh()  # the threshold slider shows the new model's default
 
     # -- controls --------------------------------------------------------------------------------
 
@@ -302,6 +308,8 @@ class LiveBackground(anywidget.AnyWidget):
             resolve=lambda name: self.segmenter.default_threshold if name == "segmentation_threshold" else None,
             notice=notice, default_image=default_background_image,
         )
+        if "effect" in self._controls.widgets:
+            self._controls.set_choices("effect", effects_for(self.segmenter))
         models = sorted(set(available_models()) | {self.model})
         model = W.Dropdown(options=models, value=self.model, description="model", style=style,
                            layout=W.Layout(width="24em"))

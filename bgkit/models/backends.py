@@ -102,12 +102,18 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 @dataclass(frozen=True)
 class OnnxSignature:
-    """How a module is exported: example inputs, names, and which axes are dynamic."""
+    """How a module is exported: example inputs, names, and which axes are dynamic.
+
+    ``pin_dims``: ONNX Runtime sessions fix the dynamic dimensions to each input shape (False for
+    graphs whose shapes ONNX Runtime's shape inference gets wrong once pinned: RVM's resize by a
+    ratio, whose output size its shape inference and its kernel round differently).
+    """
 
     example: tuple[torch.Tensor, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     dynamic_axes: dict[str, dict[int, str]]
+    pin_dims: bool = True
 
 
 def _signature(module: torch.nn.Module) -> OnnxSignature:
@@ -269,7 +275,7 @@ class OnnxRuntimeRunner:
         # Don't busy-wait between calls: compositing and the camera need the cores too.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         pinned: dict[str, int] = {}
-        for name, shape in zip(self.signature.inputs, shapes):
+        for name, shape in zip(self.signature.inputs, shapes if self.signature.pin_dims else ()):
             for axis, dim in self.signature.dynamic_axes.get(name, {}).items():
                 pinned.setdefault(dim, int(shape[axis]))
         for dim, size in pinned.items():

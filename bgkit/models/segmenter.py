@@ -59,6 +59,8 @@ class ModelOutput:
         foreground: (H, W, 3) float32 RGB 0..1 of the person, for models that predict it.
         state: the recurrent state to pass with the next frame of the same stream (None for
             models without one).
+        part_ids: (H, W) int8 body part per pixel (-1 = none), when asked for and the model has them.
+        instances: one (H, W) bool mask per person, when asked for and the model splits people.
         timings: milliseconds per stage ("model", ...).
     """
 
@@ -68,6 +70,8 @@ class ModelOutput:
     frame_size: tuple[int, int] | None = None
     foreground: torch.Tensor | None = None
     state: Any = None
+    part_ids: torch.Tensor | None = None
+    instances: list[np.ndarray] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     full: torch.Tensor | None = None
 
@@ -152,18 +156,38 @@ class Segmenter:
         """The recurrent state of a new stream (None for models without one)."""
         return None
 
+    @property
+    def has_parts(self) -> bool:
+        """True for models with a body-part head (the "parts", "pixelated" and "blur_face" effects)."""
+        return False
+
+    @property
+    def has_instances(self) -> bool:
+        """True for models that tell people apart themselves (``infer(..., instances=True)``)."""
+        return False
+
     @torch.inference_mode()
-    def infer(self, frame01: torch.Tensor, internal_resolution: InternalResolution = None, state: Any = None) -> ModelOutput:
+    def infer(self, frame01: torch.Tensor, internal_resolution: InternalResolution = None, state: Any = None,
+              parts: bool = False, instances: bool = False) -> ModelOutput:
         """Run the model on one frame.
 
         Args:
             frame01: (1, 3, H, W) float32 RGB in 0..1 on ``self.device`` (see :func:`frame_tensor`).
             internal_resolution: see :meth:`segment_person`.
             state: the previous frame's ``ModelOutput.state`` for stateful models (ignored here).
+            parts: also give the body parts (``part_ids``); ValueError for a model without them.
+                Passed only when True, and only to models whose :attr:`has_parts` is True.
+            instances: also give one mask per person (``instances``). Passed only when True, and
+                only to models whose :attr:`has_instances` is True; for the others the pipeline
+                tells people apart by the mask's connected parts. (So a subclass written for an
+                older bgkit, whose ``infer`` takes neither, keeps working.)
 
         Returns:
             A :class:`ModelOutput` at the frame's size.
         """
+        if parts:
+            raise ValueError(f"{self.name} has no body parts; the part effects need a model with a body-part head "
+                             "(bodypix, bodypix_050, ...)")
         t0 = time.perf_counter()
         h, w = frame01.shape[-2:]
         size = self.model_input_size(h, w, internal_resolution)
@@ -230,6 +254,10 @@ def _auto_model(weights: Any) -> tuple[str, str]:
                 spec = get_spec(name)
                 if suffix in spec.weights_suffixes and not spec.opt_in:
                     return name, f"the weights file is a {suffix} file"
+            opt_in = [n for n in list_models() if suffix in get_spec(n).weights_suffixes]
+            if opt_in:
+                raise ValueError(f"{weights}: only opt-in models read {suffix!r} files ({', '.join(opt_in)}), and "
+                                 f"'auto' never picks one; name it: load_segmenter({opt_in[0]!r}, weights=...)")
             known = sorted({s for n in list_models() for s in get_spec(n).weights_suffixes})
             raise ValueError(f"no model reads {suffix!r} weights files ({weights}); known kinds: {', '.join(known)}")
         return DEFAULT_MODEL, "weights were given as a state dict"
@@ -275,6 +303,6 @@ def load_segmenter(
     module = spec.build(weights, dev)
     if spec.opt_in and name not in _LICENCE_LOGGED:
         _LICENCE_LOGGED.add(name)
-        log.warning("bgkit: %s: its weights are licensed %s (bgkit's code is Apache-2.0)", spec.title, spec.licence)
+        log.warning("bgkit: %s is an opt-in model; licence: %s", spec.title, spec.licence)
     cls = spec.segmenter or Segmenter
     return cls(spec, module, dev, backend=backend)

@@ -71,8 +71,7 @@ __all__ = [
 
 SegmentationLike = Union[Segmentation, np.ndarray, Any]
 
-#: Largest accepted blur amount (pixels), as in the BodyPix demo's sliders.
-MAX_BLUR = 20.0
+from .defaults import MAX_BLUR  # noqa: E402 - re-exported here, where it is used
 
 
 # ---------------------------------------------------------------------------
@@ -260,9 +259,10 @@ def bokeh_t(image: torch.Tensor, person: torch.Tensor, background_blur: float, e
 
 
 def replace_t(image: torch.Tensor, person: torch.Tensor, background: torch.Tensor | tuple[int, ...],
-              edge_blur: float, flip: bool = False) -> torch.Tensor:
-    """The person over ``background``: an (H, W, 3) picture tensor, or an RGBA colour (translucent
-    colours tint the original picture), see :func:`replace_background`."""
+              edge_blur: float, flip: bool = False, foreground: torch.Tensor | None = None) -> torch.Tensor:
+    """The person (the picture, or a matting model's ``foreground`` colours, (H, W, 3) 0..1) over
+    ``background``: an (H, W, 3) picture tensor, or an RGBA colour (translucent colours tint the
+    original picture), see :func:`replace_background`."""
     if isinstance(background, tuple):
         r, g, b, a = background
         colour = torch.tensor([r, g, b], dtype=torch.float32, device=image.device)
@@ -270,7 +270,8 @@ def replace_t(image: torch.Tensor, person: torch.Tensor, background: torch.Tenso
     else:
         bg = background
     alpha = blur_hwc(person.unsqueeze(-1), edge_blur) if edge_blur > 0 else person
-    return _flip(blend_t(image, alpha, bg), flip)
+    fg = image if foreground is None else foreground.float().mul(255.0)
+    return _flip(blend_t(fg, alpha, bg), flip)
 
 
 def cutout_t(image: torch.Tensor, person: torch.Tensor, edge_blur: float, flip: bool = False,

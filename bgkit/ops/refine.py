@@ -42,11 +42,7 @@ __all__ = [
     "refine_t",
 ]
 
-#: Default regulariser (colour variance in 0..1 units): windows flatter than this are averaged.
-DEFAULT_EPS = 1e-4
-#: Default window radius, in pixels of the *model's* input (the guided filter's coefficients are
-#: computed on the grid the model saw).
-DEFAULT_RADIUS = 2.0
+from .defaults import DEFAULT_EPS, DEFAULT_RADIUS  # noqa: E402 - re-exported here, where they are used
 
 
 # ----------------------------------------------------------------------------------------------

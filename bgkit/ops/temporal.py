@@ -41,16 +41,10 @@ import torch
 from ..core.checks import check_number
 from ..core.segmentation import Segmentation, soft_alpha
 from ..core.segmentation import DEFAULT_EDGE_SOFTNESS
+from .defaults import DEFAULT_EMA, DEFAULT_HYSTERESIS, DEFAULT_MOTION_GATE
 
 __all__ = ["DEFAULT_EMA", "DEFAULT_HYSTERESIS", "DEFAULT_MOTION_GATE", "TemporalSmoother", "hysteresis_thresholds", "stream_alpha"]
 
-#: Default weight of the newest frame in the moving average.
-DEFAULT_EMA = 0.5
-#: Default probability change at which a pixel bypasses the average (None: plain EMA).
-DEFAULT_MOTION_GATE = 0.6
-#: Default hysteresis: how far (as a fraction of the way to 0 and to 1) the off and on
-#: thresholds lie from the segmentation threshold.
-DEFAULT_HYSTERESIS = 0.6
 
 
 def _unit(value: object, name: str, lo_open: bool = False, hi_open: bool = False) -> float:

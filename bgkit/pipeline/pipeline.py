@@ -31,14 +31,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..core.segmentation import Segmentation, soft_alpha
 from ..io.images import ImageLike, load_image
 from ..models.segmenter import ModelOutput, Segmenter, frame_tensor
 from ..ops.compositing import bokeh_t, cover, cutout_t, draw_mask_t, draw_two_colour_mask_t, replace_t, to_mask_t
+from ..ops.people import keep_only, main_person
 from ..ops.refine import refine_t
 from ..ops.temporal import TemporalSmoother, stream_alpha
-from .settings import EffectSettings
+from .settings import PART_EFFECTS, EffectSettings
 
 __all__ = ["MAX_PIXELS", "MemoryBudgetError", "Pipeline", "Result", "Stream", "check_memory", "draw", "process_frame",
            "render"]
@@ -213,13 +215,26 @@ class Pipeline:
     ) -> tuple[Segmentation, Any]:
         """Model -> refinement -> (stream: smoothing) -> probability, alpha and mask."""
         t0 = time.perf_counter()
-        out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state)
+        extra = {}
+        if s.effect in PART_EFFECTS:
+            if not segmenter.has_parts:
+                raise ValueError(f"the {s.effect!r} effect needs the body parts, which model {segmenter.name!r} does "
+                                 "not give; use a model with a body-part head (bodypix, bodypix_050, ...)")
+            extra["parts"] = True
+        if s.people != "all" and segmenter.has_instances:
+            extra["instances"] = True
+        out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state, **extra)
         timings = dict(out.timings)
         threshold = self.threshold(s)
         matting = segmenter.spec.predicts_alpha
-        if s.refine_edges and not matting and out.low_probability is not None:
+        if s.refine_edges and not matting:
             t1 = time.perf_counter()
-            p = refine_t(frame01, out.low_frame, out.low_probability, s.refine_radius, s.refine_eps)
+            low_frame, low_p = out.low_frame, out.low_probability
+            if low_p is None:  # a model that answers at the frame's size: refine on the grid it saw
+                low = F.interpolate(torch.cat([frame01, out.probability[None, None]], dim=1),
+                                    size=out.model_input_size, mode="bilinear", align_corners=False, antialias=True)
+                low_frame, low_p = low[:, :3], low[:, 3:]
+            p = refine_t(frame01, low_frame, low_p, s.refine_radius, s.refine_eps)
             timings["refine"] = (time.perf_counter() - t1) * 1000.0
         else:
             p = out.probability
@@ -235,9 +250,18 @@ class Pipeline:
             mask = p > threshold
             alpha = p if matting else soft_alpha(p, threshold, s.edge_softness)
             timings["alpha"] = (time.perf_counter() - t1) * 1000.0
+        part_ids = out.part_ids
+        if s.people != "all":
+            t1 = time.perf_counter()
+            person = main_person(mask, s.people, out.instances)
+            mask, alpha = keep_only(person, mask, alpha, s.edge_softness)
+            if part_ids is not None:
+                part_ids = torch.where(mask, part_ids, torch.full_like(part_ids, -1))
+            timings["people"] = (time.perf_counter() - t1) * 1000.0
         seg = Segmentation(
             p, mask, alpha, threshold=threshold, model=segmenter.name, model_input_size=out.model_input_size,
             elapsed_ms=(time.perf_counter() - t0) * 1000.0, foreground=out.foreground, timings=timings,
+            part_ids=part_ids,
         )
         return seg, out.state
 
@@ -266,6 +290,10 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
     t0 = time.perf_counter()
     device = frame.device
     flip = s.flip_horizontal
+    if s.effect in PART_EFFECTS:
+        picture = _draw_parts(frame, seg, s)
+        seg.timings["composite"] = (time.perf_counter() - t0) * 1000.0
+        return picture
     if s.effect == "mask" and s.mask_blur_amount == 0:
         out = draw_two_colour_mask_t(frame, seg.tensor("mask", device), s.foreground, s.background, s.opacity, flip)
     elif s.effect == "mask":
@@ -273,6 +301,8 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
         out = draw_mask_t(frame, mask_rgba, s.opacity, s.mask_blur_amount, flip)
     else:
         alpha = seg.tensor("alpha", device).float()
+        # a matting model's foreground colours, where it has them: less old background in the edges
+        fg = seg.tensor("foreground", device) if seg.has_foreground else None
         if s.effect == "bokeh":
             out = bokeh_t(frame, alpha, s.background_blur_amount, s.edge_blur_amount, flip)
         elif s.effect == "replace":
@@ -281,12 +311,32 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
                 h, w = frame.shape[:2]
                 bg = (torch.from_numpy(np.array(cover(s.background_image, w, h))).to(device)
                       if s.background_image is not None else s.background)
-            out = replace_t(frame, alpha, bg, s.edge_blur_amount, flip)
+            out = replace_t(frame, alpha, bg, s.edge_blur_amount, flip, foreground=fg)
         else:
-            out = cutout_t(frame, alpha, s.edge_blur_amount, flip)
+            out = cutout_t(frame, alpha, s.edge_blur_amount, flip, foreground=fg)
     picture = np.ascontiguousarray(out.cpu().numpy())
     seg.timings["composite"] = (time.perf_counter() - t0) * 1000.0
     return picture
+
+
+def _draw_parts(frame: torch.Tensor, seg: Segmentation, s: EffectSettings) -> np.ndarray:
+    """The body-part effects (BodyPix's drawing helpers, numpy, :mod:`bgkit.ops.parts`)."""
+    from ..ops import parts
+
+    if seg.part_ids is None:
+        raise ValueError(f"the {s.effect!r} effect needs the body parts, which model {seg.model!r} does not give; "
+                         "use a model with a body-part head (bodypix, bodypix_050, ...)")
+    image = frame.cpu().numpy()
+    if s.effect == "blur_face":
+        return parts.blur_body_part(image, seg.part_ids, parts.FACE_PART_IDS, s.background_blur_amount,
+                                    s.edge_blur_amount, s.flip_horizontal)
+    coloured = parts.to_colored_part_mask(seg.part_ids)
+    if s.effect == "pixelated":
+        return parts.draw_pixelated_mask(image, coloured, s.opacity, s.mask_blur_amount, s.pixel_cell_width,
+                                         s.flip_horizontal)
+    from ..ops.compositing import draw_mask
+
+    return draw_mask(image, coloured, s.opacity, s.mask_blur_amount, s.flip_horizontal)
 
 
 def render(image: ImageLike, segmentation: Segmentation, settings: EffectSettings) -> np.ndarray:

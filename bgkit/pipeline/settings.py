@@ -20,13 +20,24 @@ from ..core.checks import check_bool, check_number, interval
 from ..core.colors import RGBA, parse_color
 from ..core.segmentation import DEFAULT_EDGE_SOFTNESS, INTERNAL_RESOLUTIONS, InternalResolution, resolve_internal_resolution
 from ..io.images import load_image
-from ..ops import refine, temporal
-from ..ops.compositing import MAX_BLUR
+from ..ops import defaults
+from ..ops.defaults import MAX_BLUR
 
-__all__ = ["EFFECTS", "SCHEMA", "EffectSettings", "Knob", "knob"]
+__all__ = ["EFFECTS", "PART_EFFECTS", "SCHEMA", "EffectSettings", "Knob", "effects_for", "knob"]
 
-#: What the pipeline can draw.
-EFFECTS = ("mask", "bokeh", "replace", "cutout")
+#: What the pipeline can draw: the BodyPix demo's four effects, and three from its body parts
+#: (a model with a body-part head, such as BodyPix, is needed for those: :data:`PART_EFFECTS`).
+EFFECTS = ("mask", "bokeh", "replace", "cutout", "parts", "pixelated", "blur_face")
+#: Effects drawn from the body parts: coloured part map, pixelated part map, the face blurred.
+PART_EFFECTS = ("parts", "pixelated", "blur_face")
+
+
+def effects_for(segmenter: Any) -> tuple[str, ...]:
+    """The effects ``segmenter`` can draw: all of :data:`EFFECTS` for a model with a body-part
+    head (``segmenter.has_parts``), the others without :data:`PART_EFFECTS`."""
+    if getattr(segmenter, "has_parts", False):
+        return EFFECTS
+    return tuple(e for e in EFFECTS if e not in PART_EFFECTS)
 
 
 @dataclass(frozen=True)
@@ -101,22 +112,29 @@ class Knob:
 
 
 _SCHEMA: tuple[Knob, ...] = (
-    Knob("effect", "choice", "effect", "what to draw: mask overlay, blurred background, new background or cut-out",
-         "effect", choices=EFFECTS, flag="effect"),
+    Knob("effect", "choice", "effect",
+         "what to draw: mask overlay, blurred background, new background, cut-out; with a body-part model also the "
+         "coloured part map, a pixelated part map, or the face blurred", "effect", choices=EFFECTS, flag="effect"),
     Knob("internal_resolution", "resolution", "internal resolution",
          "scale of the picture the model sees: low (0.25), medium (0.5), high (0.75), full (1) or a number in (0, 2]; "
          "lower is faster and coarser", "segmentation", choices=tuple(INTERNAL_RESOLUTIONS), model_default=True,
          flag="internal-resolution"),
     Knob("segmentation_threshold", "number", "threshold", "person probability above which a pixel is 'person'",
          "segmentation", 0.0, 1.0, step=0.01, model_default=True, flag="threshold"),
+    Knob("people", "choice", "people",
+         "every person, or only the main one (the largest, or the one nearest the centre): 'only me'",
+         "segmentation", choices=("all", "largest", "centre"), flag="people"),
     Knob("opacity", "number", "mask opacity", "opacity of the mask drawn over the picture", "effect", 0.0, 1.0,
-         step=0.01, effects=("mask",), flag="opacity"),
+         step=0.01, effects=("mask", "parts", "pixelated"), flag="opacity"),
     Knob("mask_blur_amount", "number", "mask blur", "Gaussian blur of the mask's edge (CSS blur)", "effect", 0.0,
-         MAX_BLUR, step=0.5, unit="px", effects=("mask",), flag="mask-blur"),
-    Knob("background_blur_amount", "number", "background blur", "Gaussian blur of the background", "effect", 0.0,
-         MAX_BLUR, step=0.5, unit="px", effects=("bokeh",), flag="background-blur"),
+         MAX_BLUR, step=0.5, unit="px", effects=("mask", "parts", "pixelated"), flag="mask-blur"),
+    Knob("pixel_cell_width", "number", "pixel cell", "size of the cells of the pixelated part map", "effect", 1.0,
+         64.0, step=1.0, unit="px", effects=("pixelated",), flag="pixel-cell-width"),
+    Knob("background_blur_amount", "number", "background blur",
+         "Gaussian blur of the background (bokeh), or of the blurred parts (blur_face)", "effect", 0.0,
+         MAX_BLUR, step=0.5, unit="px", effects=("bokeh", "blur_face"), flag="background-blur"),
     Knob("edge_blur_amount", "number", "edge blur", "extra Gaussian feathering of the person's edge", "effect", 0.0,
-         MAX_BLUR, step=0.5, unit="px", effects=("bokeh", "replace", "cutout"), flag="edge-blur"),
+         MAX_BLUR, step=0.5, unit="px", effects=("bokeh", "replace", "cutout", "blur_face"), flag="edge-blur"),
     Knob("edge_softness", "number", "edge softness",
          "width of the soft (anti-aliased) alpha ramp across the person's edge; 0 = a hard edge", "segmentation", 0.0, 8.0,
          step=0.25, unit="px", effects=("bokeh", "replace", "cutout"), flag="edge-softness"),
@@ -167,15 +185,23 @@ class EffectSettings:
 
     Attributes:
         effect: "mask" (coloured mask over the picture, BodyPix's ``drawMask``), "bokeh"
-            (blurred background), "replace" (new background picture or colour) or "cutout"
-            (transparent background; RGBA out).
+            (blurred background), "replace" (new background picture or colour), "cutout"
+            (transparent background; RGBA out); with a body-part model (BodyPix) also "parts"
+            (BodyPix's coloured part map), "pixelated" (its pixelated part map) and "blur_face"
+            (the face blurred, for privacy).
         internal_resolution: scale of the picture the model sees ("low" 0.25, "medium" 0.5,
             "high" 0.75, "full" 1, or a number in (0, 2]); None = the model's default.
         segmentation_threshold: person probability (0..1) above which a pixel is "person";
             None = the model's default.
-        opacity: mask opacity, 0..1 ("mask").
-        mask_blur_amount: Gaussian sigma in pixels of the mask's edge, 0..20 ("mask").
-        background_blur_amount: Gaussian sigma in pixels of the background, 0..20 ("bokeh").
+        people: "all", or only the main person: "largest" or "centre" (nearest the picture's
+            centre); people are told apart by the model's instance split where it has one
+            (BodyPix), else by the mask's connected parts.
+        opacity: mask opacity, 0..1 ("mask", "parts", "pixelated").
+        mask_blur_amount: Gaussian sigma in pixels of the mask's edge, 0..20 ("mask", "parts",
+            "pixelated").
+        pixel_cell_width: cell size in pixels of the pixelated part map, 1..64 ("pixelated").
+        background_blur_amount: Gaussian sigma in pixels of the background, 0..20 ("bokeh"), or
+            of the blurred body parts ("blur_face").
         edge_blur_amount: extra Gaussian feathering of the alpha in pixels, 0..20 (bokeh,
             replace, cutout). 0 by default: the soft alpha is already anti-aliased, and blurring
             it adds error at the edge (measured; see :func:`bgkit.core.segmentation.soft_alpha`).
@@ -185,7 +211,7 @@ class EffectSettings:
         background_image: the new background for "replace" (any image :func:`bgkit.load_image`
             takes; kept as an (H, W, 3) uint8 array); None = ``background`` colour.
         flip_horizontal: mirror the output picture left-right (segmentations never are).
-        refine_edges: guided-filter edge refinement (:func:`bgkit.ops.refine.refine_probability`).
+        refine_edges: guided-filter edge refinement (:func:`bgkit.ops.refine.refine_t`).
         refine_radius, refine_eps: its window radius (model pixels) and regulariser.
         temporal_smoothing: smooth over time in streams (video files, the live camera).
         temporal_ema, temporal_motion_gate, hysteresis: see :class:`bgkit.TemporalSmoother`.
@@ -194,8 +220,10 @@ class EffectSettings:
     effect: str = "mask"
     internal_resolution: InternalResolution = None
     segmentation_threshold: float | None = None
+    people: str = "all"
     opacity: float = 0.7
     mask_blur_amount: float = 0.0
+    pixel_cell_width: float = 10.0
     background_blur_amount: float = 3.0
     edge_blur_amount: float = 0.0
     edge_softness: float = DEFAULT_EDGE_SOFTNESS
@@ -204,12 +232,12 @@ class EffectSettings:
     background_image: Any = field(default=None, repr=False, compare=False)
     flip_horizontal: bool = False
     refine_edges: bool = True
-    refine_radius: float = refine.DEFAULT_RADIUS
-    refine_eps: float = refine.DEFAULT_EPS
+    refine_radius: float = defaults.DEFAULT_RADIUS
+    refine_eps: float = defaults.DEFAULT_EPS
     temporal_smoothing: bool = True
-    temporal_ema: float = temporal.DEFAULT_EMA
-    temporal_motion_gate: float = temporal.DEFAULT_MOTION_GATE
-    hysteresis: float = temporal.DEFAULT_HYSTERESIS
+    temporal_ema: float = defaults.DEFAULT_EMA
+    temporal_motion_gate: float = defaults.DEFAULT_MOTION_GATE
+    hysteresis: float = defaults.DEFAULT_HYSTERESIS
 
     def __post_init__(self) -> None:
         errors: list[Exception] = []

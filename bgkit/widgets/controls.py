@@ -208,6 +208,23 @@ class SettingsControls:
         else:
             w.observe(lambda c: self._set(**{name: c["new"]}), names="value")
 
+    def set_choices(self, name: str, choices: Sequence[str]) -> None:
+        """Offer only ``choices`` in the dropdown of setting ``name`` (e.g. the effects a model can
+        draw). If the current value is not among them, the first choice is applied."""
+        w = self.widgets[name]
+        choices = list(choices)
+        if list(w.options) == choices:
+            return
+        current = getattr(self._get(), name)
+        self._quiet.on = True
+        try:
+            w.options = choices
+        finally:
+            self._quiet.on = False
+        if current not in choices:
+            self._set(**{name: choices[0]})
+        self.refresh()
+
     # -- settings -> controls --------------------------------------------------------------------
 
     def refresh(self) -> None:

@@ -98,6 +98,26 @@ def test_models_figure_two_rows_per_model(photo, selfie, landscape, lraspp):
     assert _titles(fig)[1].startswith("selfie (2)")
 
 
+def test_models_figure_includes_bodypix_and_its_body_parts(bodypix, selfie, sample_path, tmp_path):
+    """The seed's own model beside the others, and its part map / pixelation / face blur panels."""
+    rgb = bgkit.load_image(sample_path)
+    fig = figures.models_figure(rgb, [bodypix, selfie])
+    assert _titles(fig)[0].startswith("bodypix\ninput ")
+    fig = figures.body_parts_figure(rgb, bodypix)
+    titles = _titles(fig)
+    assert titles[0] == "photo" and titles[1].startswith("coloured part map (") and titles[3] == "face blurred"
+    shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    seg = bgkit.Pipeline(bodypix, effect="parts").segment(rgb)
+    np.testing.assert_array_equal(shown[1], bgkit.Pipeline(bodypix, effect="parts").render(rgb, seg))
+    face = np.isin(seg.part_ids, bgkit.FACE_PART_IDS)
+    assert face.any() and (shown[3] != rgb)[face].any() and (shown[3] == rgb)[~face].mean() > 0.9
+    with pytest.raises(ValueError, match="body-part head"):
+        figures.body_parts_figure(rgb, selfie)
+    paths = figures.write_figures(rgb, tmp_path, [selfie, bodypix], resolutions=("low",), amounts=(0,), repeats=1,
+                                  dpi=40)
+    assert [p.name for p in paths] == ["internal_resolution.png", "mask_blur.png", "models.png", "body_parts.png"]
+
+
 def test_image_grid(photo):
     rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
     fig = figures.image_grid({"rgb": photo, "rgba": rgba, "probs": np.linspace(0, 1, 80 * 96).reshape(80, 96)},

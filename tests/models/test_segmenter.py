@@ -32,7 +32,7 @@ def test_device_auto_is_cpu_here_and_bad_devices_are_clear():
 
 def test_unknown_model_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="deeplabv3.*lraspp|lraspp.*deeplabv3"):
-        bgkit.load_segmenter("bodypix")
+        bgkit.load_segmenter("nosuchmodel")
     with pytest.raises(TypeError, match="string"):
         bgkit.load_segmenter(3)
 
@@ -124,8 +124,12 @@ def test_every_model_names_the_file_its_weights_load_from(tmp_path, monkeypatch)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("BGKIT_CACHE_DIR", str(tmp_path / "bgkit"))
     monkeypatch.delenv("BGKIT_DEEPLABV3_WEIGHTS", raising=False)
+    from bgkit.models.bodypix.segmenter import BODYPIX_VARIANTS, bodypix_files
+
     official = {"selfie": cached_path("general"), "selfie_landscape": cached_path("landscape"),
                 "deeplabv3": hub_cache_path("deeplabv3"), "lraspp": hub_cache_path("lraspp")}
+    for name, variant in BODYPIX_VARIANTS.items():
+        official[name] = tmp_path / "bgkit" / bodypix_files(variant)[0].filename  # the manifest
     assert set(official) == set(list_models())
     for name, path in official.items():
         spec = get_spec(name)

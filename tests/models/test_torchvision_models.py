@@ -178,7 +178,7 @@ def test_bad_weights_files(tmp_path):
         bgkit.load_segmenter("deeplabv3", device="cpu", weights=tmp_path / "missing.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(WeightsUnavailableError, match="not a readable"):
+    with pytest.raises(WeightsUnavailableError, match="junk.pth is not a PyTorch weights file"):
         bgkit.load_segmenter("deeplabv3", device="cpu", weights=junk)
     wrong = tmp_path / "wrong.pth"
     torch.save(_random_state("lraspp"), wrong)

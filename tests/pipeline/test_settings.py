@@ -31,6 +31,8 @@ BAD = {
     "temporal_ema": 0,
     "temporal_motion_gate": 1.5,
     "hysteresis": 1.0,
+    "people": "me",
+    "pixel_cell_width": 0,
 }
 
 
