@@ -31,10 +31,11 @@ Safe to interrupt and to run again:
 The output folder must not be the input folder nor hold it; it may lie inside it, and is then
 left out of the scan (so outputs are never read as inputs).
 
-Engines: ``engine="local"`` (default) keeps one machine busy: a pool of threads decodes the next
-photos while the pipeline runs, and another encodes and writes the finished ones
-(:func:`run_local`). ``engine="ray"`` runs the same files on a Ray cluster with Ray Data
-(:mod:`bgkit.jobs.ray_engine`, ``pip install 'bgkit[ray]'``); both write the same bytes.
+Engines: ``engine="local"`` (default) keeps one machine busy: ``workers`` photos at a time (2 by
+default), each in a thread that decodes, runs the pipeline and encodes, so one photo's decoding
+and encoding overlap with another's model (:func:`run_local`). ``engine="ray"`` runs the same
+files on a Ray cluster with Ray Data (:mod:`bgkit.jobs.ray_engine`, ``pip install 'bgkit[ray]'``);
+both write the same bytes.
 """
 
 from __future__ import annotations
@@ -637,91 +638,63 @@ def process_item(pipe: Any, item: BatchItem, *, engine: str = "local", audio: bo
 # the local engine
 
 
-def run_local(pipe: Any, items: Sequence[BatchItem], emit: Callable[[FileRecord], None], *, threads: int = 2,
+def run_local(pipe: Any, items: Sequence[BatchItem], emit: Callable[[FileRecord], None], *, workers: int = 2,
               audio: bool = True, progress: bool = False,
               keep: Callable[[FileRecord], None] | None = None) -> None:
-    """Process ``items`` on this machine, calling ``emit`` with each one's record as it is finished.
+    """Process ``items`` on this machine, calling ``emit`` (in this thread, in the items' order)
+    with each one's record as it is finished.
 
-    Photos flow through three stages at once: ``threads`` threads decode the next photos (up to
-    ``2 * threads`` ahead), the calling thread runs the pipeline, and ``threads`` threads encode
-    and write the finished pictures (up to ``2 * threads`` behind), so decoding and encoding
-    (PIL and zlib release the GIL) overlap with the model. Videos run one after another in the
-    calling thread (:func:`bgkit.process_video`).
+    Photos run ``workers`` at a time, each in a thread doing decode -> pipeline -> encode and
+    write (:func:`process_item`): while one photo is decoded or encoded (PIL and zlib release
+    the GIL), another one's pipeline runs (torch and the network backends release it too), so
+    the CPU (or the GPU) stays busy. The workers share torch's threads: each runs its torch ops
+    on ``torch.get_num_threads() // workers`` of them (at least 1; set in the worker threads,
+    and the process's setting is as it was when this returns) instead of all of them fighting
+    over the cores.
+    Up to ``2 * workers`` photos are queued ahead. A video runs
+    in this thread when its turn comes, after the photos before it (its frames are one
+    :class:`bgkit.Stream`, in order; :func:`bgkit.process_video`).
 
-    On an interrupt (or an exception from ``emit``) the reads not started are cancelled, the
-    writes under way finish (whole files, never partial ones), each of those records goes to
-    ``keep`` (e.g. the manifest; not ``emit``), and the exception propagates.
+    On an interrupt (or an exception from ``emit``) the photos not started are dropped, those
+    under way finish (whole files, never partial ones), each of their records goes to ``keep``
+    (e.g. the manifest; not ``emit``), and the exception propagates.
     """
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1; got {threads}")
+    import torch
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}")
     settings_rec = settings_record(pipe.settings)
-    model = model_record(pipe.segmenter)
-    ahead = 2 * threads
-    readers = ThreadPoolExecutor(threads, thread_name_prefix="bgkit-read")
-    writers = ThreadPoolExecutor(threads, thread_name_prefix="bgkit-write")
-    reads: collections.deque[tuple[BatchItem, Future | None]] = collections.deque()
-    writes: collections.deque[tuple[BatchItem, FileRecord, Future]] = collections.deque()
-    pending = iter(items)
+    queued = 2 * workers
+    threads = torch.get_num_threads()  # restored at the end: setting it in a thread changes the default too
+    share = max(1, threads // workers)  # torch threads of each worker (OpenMP's count is per thread)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="bgkit-batch", initializer=torch.set_num_threads,
+                              initargs=(share,))
+    inflight: collections.deque[Future] = collections.deque()
 
-    def read(item: BatchItem) -> tuple[np.ndarray, float]:
-        t0 = time.perf_counter()
-        rgb = load_image(item.input)
-        return rgb, _ms(t0, time.perf_counter())
-
-    def refill() -> None:
-        while len(reads) < ahead:
-            item = next(pending, None)
-            if item is None:
-                return
-            reads.append((item, readers.submit(read, item) if item.kind == "image" else None))
-
-    def finish(item: BatchItem, rec: FileRecord, fut: Future) -> FileRecord:
-        try:
-            rec.bytes, rec.sha256, rec.timings["write_ms"] = fut.result()
-            rec.status = "done"
-        except Exception as exc:  # noqa: BLE001
-            if _fatal(exc):
-                raise
-            rec.error = _error_text(item, exc)
-        return rec
+    def drain(down_to: int) -> None:
+        while inflight and (len(inflight) > down_to or inflight[0].done()):
+            emit(inflight.popleft().result())
 
     stopped = False
     try:
-        refill()
-        while reads:
-            item, fut = reads.popleft()
-            refill()
-            if fut is None:  # a video: the whole job here
+        for item in items:
+            if item.kind == "video":
+                drain(0)
                 emit(process_item(pipe, item, audio=audio, progress=progress, settings_rec=settings_rec))
-            else:
-                rec = FileRecord(str(item.input), item.rel, item.kind, "failed", model=model, settings=settings_rec)
-                try:
-                    rgb, read_ms = fut.result()
-                    t0 = time.perf_counter()
-                    result = pipe.process(rgb)
-                    del rgb
-                    rec.timings = {"read_ms": read_ms, "process_ms": _ms(t0, time.perf_counter()),
-                                   "pipeline": {k: round(v, 2) for k, v in result.segmentation.timings.items()}}
-                except Exception as exc:  # noqa: BLE001 - one bad file is never the end of the batch
-                    rec.error = _error_text(item, exc)
-                    emit(rec)
-                else:
-                    writes.append((item, rec, writers.submit(_write_image, result.picture, item.output)))
-                    del result
-            while writes and (writes[0][2].done() or len(writes) > ahead):
-                emit(finish(*writes.popleft()))
-        while writes:
-            emit(finish(*writes.popleft()))
+                continue
+            inflight.append(pool.submit(process_item, pipe, item, settings_rec=settings_rec))
+            drain(queued - 1)
+        drain(0)
     except BaseException:
         stopped = True
         raise
     finally:
-        readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True)  # writes under way finish: whole files, never partial ones
+        pool.shutdown(wait=True, cancel_futures=True)  # photos under way finish: whole files, never partial
+        torch.set_num_threads(threads)
         if stopped and keep is not None:
-            for item, rec, wfut in writes:
-                if wfut.exception() is None:
-                    keep(finish(item, rec, wfut))
+            for fut in inflight:
+                if not fut.cancelled() and fut.exception() is None:
+                    keep(fut.result())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -758,7 +731,7 @@ def process_batch(
     *,
     overwrite: bool = False,
     engine: str = "local",
-    threads: int = 2,
+    workers: int | None = None,
     image_suffix: str | None = None,
     video_suffix: str | None = None,
     audio: bool = True,
@@ -782,7 +755,9 @@ def process_batch(
             ``EffectSettings()``).
         overwrite: redo every file; otherwise a complete output is skipped (see the module doc).
         engine: "local" (this machine) or "ray" (a Ray cluster, see :mod:`bgkit.jobs.ray_engine`).
-        threads: local engine: decoding threads, and as many encoding threads (>= 1).
+        workers: photos processed at once: local engine, threads (default 2: on 2 cores, 1.3-1.5x
+            the files/s of one after another; see benchmarks/batch_fps.py); Ray engine, model
+            replicas (default: one per CPU, or GPU, of the cluster).
         image_suffix, video_suffix: output formats (e.g. ".png", "mp4"); None keeps the input's
             where the effect allows it.
         audio: keep videos' sound.
@@ -791,7 +766,7 @@ def process_batch(
             calling thread; an exception from it, e.g. KeyboardInterrupt, stops the batch as an
             interrupt does).
         ray: Ray engine options (see :func:`bgkit.jobs.ray_engine.run_ray`): ``address``,
-            ``workers``, ``cpus_per_worker``, ``gpus_per_worker``, ``batch_size``.
+            ``cpus_per_worker``, ``gpus_per_worker``, ``batch_size``.
 
     Returns:
         A :class:`BatchSummary` (``seconds``: from the first file on, after the model is loaded
@@ -822,8 +797,8 @@ def process_batch(
     if not isinstance(model, (Pipeline, Segmenter, ModelRef)):
         raise TypeError("model must be a bgkit.Pipeline, a bgkit.Segmenter, a model name or a ModelRef; "
                         f"got {type(model).__name__}")
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1; got {threads}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}")
     _suffix_arg(image_suffix, IMAGE_SUFFIXES, "image format")
     _suffix_arg(video_suffix, tuple(FORMATS), "video format")
     seg = model.segmenter if isinstance(model, Pipeline) else model if isinstance(model, Segmenter) else None
@@ -840,7 +815,7 @@ def process_batch(
         if swept:
             log.info("removed %d partial file(s) left by an interrupted run in %s", swept, dst)
         plan = plan_batch(input, output, settings, overwrite=overwrite, image_suffix=image_suffix,
-                          video_suffix=video_suffix, model_name=name, threads=threads)
+                          video_suffix=video_suffix, model_name=name, threads=workers or 2)
         for it, prev in plan.skipped:
             if prev is None:  # verified by decoding: record it, so the next check is by its hash
                 manifest.append(FileRecord(str(it.input), it.rel, it.kind, "skipped", engine=engine,
@@ -870,7 +845,7 @@ def process_batch(
                     seg.name, device=seg.device.type, backend=str(seg.backend))  # type: ignore[union-attr]
                 bar = _progress_bar(len(plan.todo), progress)
                 t0 = time.perf_counter()
-                records = run_ray(plan.todo, ref, settings, audio=audio, **(ray or {}))
+                records = run_ray(plan.todo, ref, settings, workers=workers, audio=audio, **(ray or {}))
                 try:
                     with _logging_beside(bar):
                         for rec in records:
@@ -880,12 +855,15 @@ def process_batch(
                     sweep_partials(dst)  # what a stopped worker may have left here
                     raise
             else:
-                pipe = model if isinstance(model, Pipeline) and model.settings is settings else Pipeline(
-                    model.load() if isinstance(model, ModelRef) else seg, settings)  # type: ignore[arg-type]
+                if isinstance(model, Pipeline):
+                    pipe = model if model.settings is settings else Pipeline(
+                        model.segmenter, settings, max_pixels=model.max_pixels)
+                else:
+                    pipe = Pipeline(model.load() if isinstance(model, ModelRef) else seg, settings)
                 bar = _progress_bar(len(plan.todo), progress)
                 t0 = time.perf_counter()
                 with _logging_beside(bar):
-                    run_local(pipe, plan.todo, emit, threads=threads, audio=audio, progress=progress,
+                    run_local(pipe, plan.todo, emit, workers=workers or 2, audio=audio, progress=progress,
                               keep=manifest.append)
         seconds = time.perf_counter() - t0
     finally:

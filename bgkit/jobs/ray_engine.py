@@ -144,15 +144,15 @@ def run_ray(
                 workers = max(1, int(resources.get("GPU", 0) // gpus_per_worker))
             else:
                 workers = max(1, int(resources.get("CPU", 1) // cpus_per_worker))
-        workers = min(workers, len(items)) or 1
+        blocks = max(1, math.ceil(len(items) / batch_size))
+        workers = min(workers, blocks)  # a worker with no block to take would only load the model
         log.info("Ray: %d worker(s), %g CPU and %g GPU each; cluster: %g CPUs, %g GPUs", workers, cpus_per_worker,
                  gpus_per_worker, resources.get("CPU", 0), resources.get("GPU", 0))
         ref = dataclasses.asdict(model)
         if gpus_per_worker > 0 and ref["device"] == "auto":
             ref["device"] = "cuda"
         with _quiet_data_context(ray):  # a dataset keeps the context it was made in
-            ds = ray.data.from_items([it.as_row() for it in items],
-                                     override_num_blocks=max(1, math.ceil(len(items) / batch_size)))
+            ds = ray.data.from_items([it.as_row() for it in items], override_num_blocks=blocks)
             ds = ds.map_batches(
                 BatchPredictor,
                 fn_constructor_kwargs={"model": ref, "settings": settings, "audio": audio,

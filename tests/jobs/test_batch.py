@@ -201,7 +201,7 @@ def test_interrupted_batch_carries_on_where_it_stopped(sample_path, selfie, tmp_
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        process_batch(src, out, pipe, progress=False, on_file=stop_half_way, threads=2)
+        process_batch(src, out, pipe, progress=False, on_file=stop_half_way, workers=2)
     _no_partials(out)
     made = sorted(out.glob("*.jpg"))
     assert 100 <= len(made) < 200
@@ -285,7 +285,7 @@ def test_output_folders_that_cannot_work(shoot, tmp_path, where, message, capsys
 def test_cli_user_errors(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "missing"), str(tmp_path / "out"), "--model", "selfie"]) == 2
     assert "no such input folder" in capsys.readouterr().err
-    assert main(["batch", str(tmp_path), str(tmp_path / "out"), "--workers", "2"]) == 2
+    assert main(["batch", str(tmp_path), str(tmp_path / "out"), "--address", "auto"]) == 2
     assert "only for --engine ray" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["batch", str(tmp_path), str(tmp_path / "out"), "--image-format", "gif"])
@@ -370,20 +370,20 @@ def test_ray_engine_gives_the_same_files_as_the_local_one(shoot, cut, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         summary = process_batch(shoot, out, "selfie", bgkit.EffectSettings(effect="cutout"), engine="ray",
-                                progress=False, ray={"workers": 2, "batch_size": 2})
-        again = process_batch(shoot, out, "selfie", bgkit.EffectSettings(effect="cutout"), engine="ray",
-                              progress=False)
+                                progress=False, workers=2, ray={"batch_size": 2})
     finally:
         ray.shutdown()
     assert (summary.done, summary.failed, summary.engine) == (4, 2, "ray")
-    assert (again.done, again.skipped) == (0, 4)
+    recs = {r["output"]: r for r in _records(out)}
+    assert all(r["engine"] == "ray" for r in recs.values()) and len(recs) == 6
+    assert "could not be decoded" in recs["day2/corrupt.png"]["error"]
+    # one manifest for both engines: the local engine finds Ray's outputs complete
+    again = process_batch(shoot, out, "selfie", bgkit.EffectSettings(effect="cutout"), progress=False)
+    assert (again.done, again.skipped, again.stale_settings) == (0, 4, 0)
     for rel in GOOD:
         name = output_name(rel, "image", "cutout")
         a = np.asarray(Image.open(local / name))
         b = np.asarray(Image.open(out / name))
         assert a.shape == b.shape and np.array_equal(a, b), f"{name}: Ray's pixels differ from the local engine's"
         assert (local / name).read_bytes() == (out / name).read_bytes()
-    recs = {r["output"]: r for r in _records(out)}
-    assert all(r["engine"] == "ray" for r in recs.values())
-    assert "could not be decoded" in recs["day2/corrupt.png"]["error"]
     _no_partials(out)
