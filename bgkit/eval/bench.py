@@ -19,6 +19,11 @@ Sections (``--sections``, default ``effects,deeplab,bodypix``):
   wasm backend, in Node; installed with npm into bgkit's cache on first use). Target: faster.
 * ``backends``: every model x internal resolution x backend (segment; segment + mask; segment +
   bokeh), against the eager path.
+* ``rvm``: Robust Video Matting end to end (``Pipeline(rvm, effect="cutout").process``: model,
+  alpha and foreground compositing), against ONNX Runtime running the original
+  ``rvm_mobilenetv3_fp32.onnx`` alone (its states carried), at internal resolution "low" (ratio
+  0.25) and at RVM's default ratio for the frame. Target at "low": no slower than the reference,
+  and at most 33 ms (30 frames/s). Skipped where RVM's weights are not on this machine.
 
 Models whose pretrained weights are not on this machine run with stand-in weights
 (:mod:`bgkit.models.standin`: random, batch-norm calibrated; a network's speed does not depend on
@@ -59,7 +64,7 @@ __all__ = ["SECTIONS", "Timings", "interleaved", "main"]
 REPO = Path(__file__).resolve().parents[2]
 #: The pinned original BodyPix (package.json + lock) and the Node timing server.
 TFJS_REFERENCE = REPO / "tests" / "models" / "bodypix" / "reference"
-SECTIONS = ("effects", "deeplab", "bodypix", "backends")
+SECTIONS = ("effects", "deeplab", "bodypix", "backends", "rvm")
 #: The targets the sections check (ratio of medians measured in the same run).
 TARGETS = {"effects": 1.5, "deeplab": 2.5, "bodypix": 1.0}
 
@@ -341,6 +346,63 @@ def bench_bodypix(frame: np.ndarray, runs: int, rounds: int, warmup: int) -> dic
     return result
 
 
+#: RVM at "low": end to end at most this many ms per frame (the camera's 30 frames/s).
+RVM_TARGET_MS = 33.0
+
+
+def bench_rvm(frame: np.ndarray, runs: int, rounds: int, warmup: int) -> dict:
+    """RVM end to end (cut-out, its foreground colours) vs ONNX Runtime running the original file
+    alone, at "low" (0.25) and at RVM's default ratio for the frame (fewer runs: it is slow)."""
+    from ..models.rvm import downsample_ratio, rvm_model_path
+
+    if not onnxruntime_available():
+        print("rvm: skipped (the reference needs onnxruntime: pip install 'bgkit[fast]')")
+        return {"skipped": "onnxruntime is not installed"}
+    try:
+        path = rvm_model_path(download=False)
+        seg = load_segmenter("rvm", device="cpu")
+    except WeightsUnavailableError as exc:
+        print("rvm: skipped (RVM's weights are not on this machine: bgkit fetch rvm)")
+        return {"skipped": str(exc)}
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()  # the threads bgkit's runtime gets
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    src = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
+    h, w = frame.shape[:2]
+    reference = "ONNX Runtime, original file alone"
+    result: dict[str, Any] = {"backend": seg.backend, "threads": torch.get_num_threads()}
+    for label, ir, n in (("low", "low", runs), ("default", None, max(rounds, runs // 4))):
+        ratio = downsample_ratio(h, w, ir)
+        states = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+
+        def original(ratio: float = ratio, states: list = states) -> None:
+            feed = dict(zip(("src", "r1i", "r2i", "r3i", "r4i"), (src, *states)))
+            feed["downsample_ratio"] = np.array([ratio], np.float32)
+            states[:] = session.run(None, feed)[2:]  # a video: the states carried
+
+        pipe = Pipeline(seg, effect="cutout", internal_resolution=ir)
+        ours = f"bgkit end to end, cutout ({seg.backend})"
+        fns: dict[str, Callable[[], Any]] = {reference: original, ours: lambda p=pipe: p.process(frame)}
+        if label == "low":
+            stream = pipe.stream()
+            fns[f"bgkit stream, cutout + smoothing ({seg.backend})"] = lambda st=stream: st.process(frame)
+        t = interleaved(fns, n, rounds, warmup)
+        rows = [_row(t, k, reference, internal_resolution=label, ratio=round(ratio, 4)) for k in fns]
+        lh, lw = seg.model_input_size(h, w, ir)
+        _print_table(f"rvm: {label} (ratio {ratio:.4g}, network at {lw}x{lh}), {w}x{h}", rows, "x original")
+        stages = {k: round(v, 2) for k, v in pipe.process(frame).segmentation.timings.items()}
+        print(f"one cutout frame at {label}, by stage (ms): {stages}")
+        result[label] = {"ratio": ratio, "rows": rows, "stages_ms": stages}
+    e2e = result["low"]["rows"][1]
+    ok = e2e["ratio_to_reference"] <= 1.0 and e2e["ms_median"] <= RVM_TARGET_MS
+    result["target"] = _verdict("rvm", ok, f"end to end at 'low' {e2e['ms_median']:.1f} ms median (p95 "
+                                f"{e2e['ms_p95']:.1f}), {e2e['ratio_to_reference']:.2f}x the original file alone "
+                                f"(target <= 1x and <= {RVM_TARGET_MS:.0f} ms)")
+    return result
+
+
 def bench_backends(frame: np.ndarray, models: list[str], resolutions: list[str], backends: list[str], runs: int,
                    rounds: int, warmup: int) -> dict:
     """Every model x internal resolution x backend: segment, segment + mask, segment + bokeh."""
@@ -442,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
             result["deeplab"] = bench_deeplab(frame, args.runs, args.rounds, args.warmup)
         elif section == "bodypix":
             result["bodypix"] = bench_bodypix(frame, args.runs, args.rounds, args.warmup)
+        elif section == "rvm":
+            result["rvm"] = bench_rvm(frame, args.runs, args.rounds, args.warmup)
         elif section == "backends":
             result["backends"] = bench_backends(frame, args.models.split(","), args.resolutions.split(","),
                                                 args.backends.split(","), args.runs, args.rounds, args.warmup)

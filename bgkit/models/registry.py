@@ -138,3 +138,4 @@ def _load_builtin_models() -> None:
     from . import torchvision_models  # noqa: F401
     from . import selfie  # noqa: F401
     from . import bodypix  # noqa: F401  # isort: skip
+    from . import rvm  # noqa: F401  # isort: skip

@@ -29,6 +29,10 @@ def test_notebook_runs_headless_and_writes_the_figures(tmp_path, monkeypatch, da
     names = {"soft_edges.png", "flicker.png", "refinement.png", "refinement_scores.png", "models.png",
              "video_settings.png"}
     assert names <= {p.name for p in folder.glob("*.png")}
+    # section 5 (RVM against selfie) runs where RVM's opt-in weights are here, and says so where not
+    assert ("rvm, default pipeline" in text) != ("skipping the RVM comparison" in text)
+    if "rvm, default pipeline" in text:
+        names |= {"rvm_vs_selfie.png", "rvm_edges.png"}
     for name in names:
         with Image.open(folder / name) as im:
             im.load()
