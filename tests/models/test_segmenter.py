@@ -130,6 +130,7 @@ def test_every_model_names_the_file_its_weights_load_from(tmp_path, monkeypatch)
                 "deeplabv3": hub_cache_path("deeplabv3"), "lraspp": hub_cache_path("lraspp")}
     for name, variant in BODYPIX_VARIANTS.items():
         official[name] = tmp_path / "bgkit" / bodypix_files(variant)[0].filename  # the manifest
+    official["rvm"] = tmp_path / "bgkit" / "rvm_mobilenetv3_fp32.onnx"
     assert set(official) == set(list_models())
     for name, path in official.items():
         spec = get_spec(name)
