@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not browser"
 
 notebook: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.kernel_websocket_connection_class=bgkit.live.server.NoDelayKernelWebsocketConnection notebooks/
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(PY) -m bgkit.bench --memory-frames 2000 --json out/bench.json
