@@ -18,14 +18,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..pipeline.settings import EffectSettings
 from ..io.images import ImageLike, save_image
 from ..models.segmenter import Segmenter
+from ..ops.compositing import cover
 from ..pipeline import Pipeline, Result
-from .protocol import (PROTOCOL_VERSION, REPLY_FORMATS, ProtocolError, _as_bytes, decode_frame, encode_image)
+from ..pipeline.settings import EffectSettings
+from . import matte
+from .protocol import (PROTOCOL_VERSION, REPLY_FORMATS, FrameRequest, ProtocolError, _as_bytes, decode_frame,
+                       encode_image)
 from .stats import RateMeter, RollingStats, is_number, rounded
 
-__all__ = ["LiveProcessor", "resolve_torch_threads"]
+__all__ = ["COMPOSITING", "LiveProcessor", "resolve_torch_threads"]
+
+#: Where the picture is composited: "auto" (in the page where it can, see :mod:`bgkit.live.matte`),
+#: "page" (the same; kept for symmetry) or "kernel" (the kernel always draws and sends the picture).
+COMPOSITING = ("auto", "page", "kernel")
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +72,19 @@ class LiveProcessor:
             started later inherit it). "auto": half the CPUs, at least 1, so the browser and the
             Jupyter server keep some for themselves (on a 2-core machine this more than doubles the
             frame rate under load). None: leave torch's setting alone.
+        compositing: where the picture is drawn, see :data:`COMPOSITING` ("auto": the page draws
+            the four demo effects from the matte, the kernel everything else).
     """
 
     def __init__(
         self, pipeline: Pipeline | Segmenter, settings: EffectSettings | None = None, reply_format: str = "auto",
-        jpeg_quality: int = 80, torch_threads: int | str | None = "auto",
+        jpeg_quality: int = 80, torch_threads: int | str | None = "auto", compositing: str = "auto",
     ) -> None:
         if reply_format != "auto" and reply_format not in REPLY_FORMATS:
             raise ValueError(f"reply_format must be 'auto' or one of {', '.join(REPLY_FORMATS)}; got {reply_format!r}")
+        if compositing not in COMPOSITING:
+            raise ValueError(f"compositing must be one of {', '.join(COMPOSITING)}; got {compositing!r}")
+        self.compositing = compositing
         self.torch_threads = resolve_torch_threads(torch_threads)
         self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline(pipeline, settings)
         if isinstance(pipeline, Pipeline) and settings is not None:
@@ -82,6 +94,9 @@ class LiveProcessor:
         self.jpeg_quality = int(jpeg_quality)
         self._lock = threading.Lock()  # guards the statistics and the last picture
         self._last_output: np.ndarray | None = None
+        self._last_matte: tuple[np.ndarray, np.ndarray, EffectSettings] | None = None  # frame, matte, settings
+        self._background_ids: dict[int, tuple[Any, str]] = {}  # id(array) -> (array, content id)
+        self._sent_background: tuple[str, int, int] | None = None
         self._errors_logged: set[str] = set()
         self.reset_stats()
 
@@ -124,6 +139,7 @@ class LiveProcessor:
             self._timings: dict[str, RollingStats] = {}
             self._client: dict = {}
             self._last_error: str | None = None
+            self._kind: str | None = None
             self._started = time.perf_counter()
 
     def _time(self, stage: str, ms: float) -> None:
@@ -138,8 +154,13 @@ class LiveProcessor:
 
     @property
     def last_output(self) -> np.ndarray | None:
-        """The last processed picture ((H, W, 3) RGB or (H, W, 4) RGBA), or None."""
+        """The last processed picture ((H, W, 3) RGB or (H, W, 4) RGBA), or None. Where the page
+        composited it, this is :func:`bgkit.live.matte.compose_matte` of the frame the kernel got
+        (at the size the model works at), the page's picture at that size."""
         with self._lock:
+            if self._last_output is None and self._last_matte is not None:
+                frame, m, settings = self._last_matte
+                self._last_output = matte.compose_matte(frame, m, settings)
             return self._last_output
 
     def snapshot(self, path: str | os.PathLike | None = None) -> np.ndarray | Path:
@@ -179,6 +200,7 @@ class LiveProcessor:
                 "bytes_in": self._bytes_in,
                 "bytes_out": self._bytes_out,
                 "transport": client.get("format"),
+                "compositing": {"matte": "page", "picture": "kernel"}.get(self._kind or "", None),
                 "model": self.pipeline.segmenter.name,
                 "internal_resolution": settings.internal_resolution,
                 "effect": settings.effect,
@@ -245,7 +267,7 @@ class LiveProcessor:
             for x in rtts:
                 if is_number(x):
                     self._time("rtt", x)
-        for key in ("encode_ms", "draw_ms", "decode_ms", "capture_ms", "composite_ms"):
+        for key in ("grab_ms", "encode_ms", "draw_ms", "decode_ms", "capture_ms", "composite_ms"):
             if is_number(client.get(key)):
                 self._time(f"page_{key[:-3]}", client[key])
 
@@ -267,14 +289,41 @@ class LiveProcessor:
         t1 = time.perf_counter()
         with self._lock:
             self._client_report(header.client)
+        settings = self.pipeline.settings
+        segmenter = self.pipeline.segmenter
+        frame_settings = self._frame_settings(header, settings)
+        self._set_threads()
         try:
-            out, seg = self.process(frame)
+            seg = self.stream.segment(frame, settings=frame_settings)
+            as_matte = "matte" in header.accept and self.compositing != "kernel" and matte.page_can_compose(settings, seg)
+            out = None if as_matte else self.pipeline.render(frame, seg)  # drawing ignores internal_resolution
         except Exception as exc:  # noqa: BLE001 - report, keep the loop alive
             return self._error(f"processing failed: {type(exc).__name__}: {exc}", header.seq, code="processing")
         t2 = time.perf_counter()
-        channels = out.shape[2] if out.ndim == 3 else 1
-        fmt = self._reply_format(header.format, channels)
-        payload = encode_image(out, fmt, self.jpeg_quality)
+        extra: dict[str, Any] = {}
+        buffers_out: list[Any]
+        if as_matte:
+            m = matte.encode_matte(seg)
+            buffers_out = [m.tobytes()]
+            bg_id = None
+            if settings.effect == "replace" and settings.background_image is not None:
+                bg_id = self._background_id(settings.background_image)
+                shown = header.display or (header.width, header.height)
+                if self._sent_background != (bg_id, *shown):
+                    picture = np.ascontiguousarray(cover(settings.background_image, *shown)[:, :, :3])
+                    buffers_out.append(picture.tobytes())
+                    extra["background_image"] = {"id": bg_id, "width": shown[0], "height": shown[1], "format": "rgb"}
+                    self._sent_background = (bg_id, *shown)
+            kind, fmt, channels, out_h, out_w = "matte", "matte", 1, m.shape[0], m.shape[1]
+            extra["look"] = matte.look(settings, bg_id)
+            payload_bytes = sum(len(b) for b in buffers_out)
+        else:
+            assert out is not None
+            channels = out.shape[2] if out.ndim == 3 else 1
+            fmt = self._reply_format(header.format, channels)
+            buffers_out = [encode_image(out, fmt, self.jpeg_quality)]
+            kind, out_h, out_w = "picture", out.shape[0], out.shape[1]
+            payload_bytes = len(buffers_out[0])
         t3 = time.perf_counter()
         process_ms = (t3 - t0) * 1000.0
         with self._lock:
@@ -288,23 +337,70 @@ class LiveProcessor:
             self._time("process", process_ms)
             self._frame_size = (header.width, header.height)
             self._bytes_in = _as_bytes(buffers[0]).nbytes if buffers else 0
-            self._bytes_out = len(payload)
-            self._last_output = out
+            self._bytes_out = payload_bytes
+            if as_matte:
+                self._last_output, self._last_matte = None, (frame, m, settings)
+            else:
+                self._last_output, self._last_matte = out, None
             self._last_error = None
+            self._kind = kind
             fps = self._rate.rate()
         reply = {
             "type": "result",
+            "kind": kind,
             "seq": header.seq,
             "t": header.t,
-            "width": int(out.shape[1]),
-            "height": int(out.shape[0]),
+            "width": int(out_w),
+            "height": int(out_h),
             "channels": int(channels),
             "format": fmt,
             "model": seg.model,
             "model_ms": round(seg.timings.get("model", seg.elapsed_ms), 2),
             "process_ms": round(process_ms, 2),
+            "stages_ms": {k: round(v, 2) for k, v in seg.timings.items()},
             "kernel_fps": round(fps, 2),
             "bytes_in": self._bytes_in,
-            "bytes_out": len(payload),
+            "bytes_out": payload_bytes,
+            "want": self.want(header.display or (header.width, header.height), "matte" in header.accept, seg),
+            **extra,
         }
-        return reply, [payload]
+        return reply, buffers_out
+
+    # -- the matte path ---------------------------------------------------------------------------
+
+    def _background_id(self, image: np.ndarray) -> str:
+        known = self._background_ids.get(id(image))
+        if known is None or known[0] is not image:
+            if len(self._background_ids) > 8:
+                self._background_ids.clear()
+            known = self._background_ids[id(image)] = (image, matte.image_id(image))
+        return known[1]
+
+    def _frame_settings(self, header: FrameRequest, settings: EffectSettings) -> EffectSettings:
+        """The settings for a frame the page scaled down to the model's size (see :meth:`want`):
+        the model then takes it as it is (``internal_resolution`` "full", or a fixed-size model's
+        own size)."""
+        display = header.display
+        if display is None or display == (header.width, header.height):
+            return settings
+        spec = self.pipeline.segmenter.spec
+        if settings.internal_resolution is None and spec.native_size is not None:
+            return settings
+        return settings.updated(internal_resolution="full")
+
+    def want(self, display: tuple[int, int], accepts_matte: bool, seg: Any = None) -> dict[str, Any]:
+        """What the kernel asks the page to send next for a ``display`` (width, height) picture:
+        ``{"kind": "matte", "width", "height"}`` (the frame at the size the model works at; the
+        display size for a matting model, whose own refiner works at full size) where the page
+        can composite, else ``{"kind": "picture", ...}`` at the display size."""
+        settings = self.pipeline.settings
+        w, h = display
+        if not accepts_matte or self.compositing == "kernel" or not matte.page_can_compose(settings, seg):
+            return {"kind": "picture", "width": w, "height": h}
+        segmenter = self.pipeline.segmenter
+        if segmenter.spec.predicts_alpha:
+            return {"kind": "matte", "width": w, "height": h}
+        mh, mw = segmenter.model_input_size(h, w, settings.internal_resolution)
+        if mw >= w or mh >= h:  # never ask for more than the camera gives
+            return {"kind": "matte", "width": w, "height": h}
+        return {"kind": "matte", "width": int(mw), "height": int(mh)}

@@ -5,11 +5,25 @@ bgkit splits that loop between the page and the Python kernel::
 
     browser (bgkit/live/widget.js)                        kernel (bgkit.live.processor)
     ------------------------------                        -----------------------------
-    video frame -> canvas -> RGBA or JPEG bytes
-    send {"type": "frame", seq, t, w, h, format} + bytes  ->  decode_frame()
-                                                              the pipeline's stream (smoothing)
-                                                              encode_image()
-    draw the picture; round trip = now - t            <-  {"type": "result", seq, t, model_ms, ...} + bytes
+    video frame -> canvas (at the size the kernel asked for) -> RGBA or JPEG bytes
+    send {"type": "frame", seq, t, w, h, format,
+          display: [W, H], accept: ["matte", "picture"]}
+          + bytes                                     ->  decode_frame()
+                                                          the pipeline's stream (model, refinement,
+                                                          smoothing, soft alpha)
+       kind "matte": composite the effect from the    <-  {"type": "result", kind: "matte", look,
+       matte scaled up to W x H over the camera's         want: {kind, width, height}, ...}
+       own picture (widget.js, composeMatte)              + the matte (1 byte per pixel)
+       kind "picture": draw it                         <-  {"type": "result", kind: "picture", ...}
+                                                          + the picture the kernel drew
+    round trip = now - t
+
+``kind: "matte"`` (see :mod:`bgkit.live.matte`) is the fast path, for the BodyPix demo's four
+effects: the frame travels at the size the model works at, the reply is the alpha matte, and the
+page composites. The kernel draws the picture itself (``kind: "picture"``) for the body-part
+effects, for a matting model's foreground colours, when the page does not accept mattes, or when
+``LiveBackground(compositing="kernel")``. Each reply says, in ``want``, the kind and the frame
+size the kernel wants next; the page follows from its next frame on.
 
 At most ``max_in_flight`` frames (default 1) are on their way; camera frames that come while the
 kernel is busy are dropped, never queued, so the picture is always as fresh as the kernel allows.
@@ -157,6 +171,10 @@ class FrameRequest:
     height: int
     format: str
     client: dict = field(default_factory=dict)
+    #: (width, height) of the picture the page shows (the camera's frame before any scaling).
+    display: tuple[int, int] | None = None
+    #: What the page can draw from a reply: "picture" (always) and "matte" (it composites).
+    accept: tuple[str, ...] = ("picture",)
 
 
 def _number(content: dict, key: str, kind: type, default: Any = None) -> Any:
@@ -194,7 +212,17 @@ def parse_frame_header(content: Any) -> FrameRequest:
     client = content.get("client") or {}
     if not isinstance(client, dict):
         client = {}
-    return FrameRequest(seq=seq, t=t, width=width, height=height, format=fmt, client=client)
+    display = content.get("display")
+    if display is not None:
+        if (not isinstance(display, (list, tuple)) or len(display) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 16384 for v in display)):
+            raise ProtocolError(f"'display' must be [width, height] in pixels; got {display!r}")
+        display = (int(display[0]), int(display[1]))
+    accept = content.get("accept") or ["picture"]
+    if not isinstance(accept, (list, tuple)) or not all(isinstance(a, str) for a in accept):
+        raise ProtocolError(f"'accept' must be a list of reply kinds; got {accept!r}")
+    return FrameRequest(seq=seq, t=t, width=width, height=height, format=fmt, client=client, display=display,
+                        accept=tuple(accept))
 
 
 def decode_frame(content: Any, buffers: Sequence[Any] | None) -> tuple[FrameRequest, np.ndarray]:
@@ -208,9 +236,13 @@ def decode_frame(content: Any, buffers: Sequence[Any] | None) -> tuple[FrameRequ
 
 def encode_frame(
     image: ImageLike, fmt: str = "jpeg", seq: int = 0, t: float | None = None, quality: int = 80,
-    client: dict | None = None,
+    client: dict | None = None, display: tuple[int, int] | None = None, accept: Sequence[str] = ("picture",),
 ) -> tuple[dict, list[bytes]]:
-    """Build the frame message the page sends for ``image`` (for tests and simulated clients)."""
+    """Build the frame message the page sends for ``image`` (for tests and simulated clients).
+
+    ``display``: the (width, height) the page shows (default: the image's own size);
+    ``accept``: the reply kinds the page can draw ("picture", "matte").
+    """
     if fmt not in FRAME_FORMATS:
         raise ValueError(f"frame format must be one of {', '.join(FRAME_FORMATS)}; got {fmt!r}")
     rgb = load_image(image)
@@ -218,16 +250,24 @@ def encode_frame(
     content = {
         "type": "frame", "seq": int(seq), "t": time.perf_counter() * 1000.0 if t is None else float(t),
         "width": w, "height": h, "format": fmt, "client": dict(client or {}),
+        "display": list(display) if display is not None else [w, h], "accept": list(accept),
     }
     return content, [encode_image(rgb, fmt, quality)]
 
 
 def decode_reply(content: dict, buffers: Sequence[Any] | None) -> np.ndarray:
-    """The picture in a ``result`` reply, as the page would draw it: (H, W, 3) RGB or (H, W, 4) RGBA."""
+    """The picture in a ``result`` reply of kind "picture": (H, W, 3) RGB or (H, W, 4) RGBA; for a
+    "matte" reply, the (h, w) uint8 matte (see :mod:`bgkit.live.matte` to draw it)."""
     if content.get("type") != "result":
         raise ProtocolError(f"not a result reply: {content!r}")
     if not buffers:
         raise ProtocolError("result reply without its picture")
+    if content.get("kind") == "matte":
+        w, h = int(content["width"]), int(content["height"])
+        mv = _as_bytes(buffers[0])
+        if mv.nbytes != w * h:
+            raise ProtocolError(f"a {w}x{h} matte needs {w * h} bytes; got {mv.nbytes}")
+        return np.frombuffer(mv, dtype=np.uint8).reshape(h, w).copy()
     channels = int(content.get("channels", 3))
     fmt = content["format"]
     if fmt == "rgba":
@@ -242,30 +282,73 @@ def decode_reply(content: dict, buffers: Sequence[Any] | None) -> np.ndarray:
 
 
 class SimulatedClient:
-    """Plays the page's part of the loop in Python: encodes frames, measures round trips, decodes replies.
+    """Plays the page's part of the loop in Python: encodes frames, measures round trips, draws replies.
 
     ``send`` is any callable taking (content, buffers) and returning (reply, reply_buffers), such
-    as :meth:`LiveProcessor.handle_message`. Used by the tests, the benchmark's ``--offline`` mode
-    and the notebook when no browser is attached.
+    as :meth:`LiveProcessor.handle_message`. ``mode="matte"`` behaves as the page does: it accepts
+    matte replies, sends each frame at the size the kernel asked for, and composites the effect
+    itself (:func:`bgkit.live.matte.compose_matte`); ``mode="picture"`` takes the kernel's picture.
+    Used by the tests, the benchmark's ``--offline`` mode and the notebook when no browser is attached.
     """
 
-    def __init__(self, send: Callable[[dict, list], tuple[dict, list]], fmt: str = "jpeg", quality: int = 80) -> None:
+    def __init__(self, send: Callable[[dict, list], tuple[dict, list]], fmt: str = "jpeg", quality: int = 80,
+                 mode: str = "picture") -> None:
+        if mode not in ("picture", "matte"):
+            raise ValueError(f"mode must be 'picture' or 'matte'; got {mode!r}")
         self.send = send
         self.fmt = fmt
         self.quality = quality
+        self.mode = mode
         self.seq = 0
+        self.want: dict | None = None
+        self._backgrounds: dict[str, np.ndarray] = {}
         self._rtts: list[float] = []
         self._shown = RateMeter()
         self.rtt_ms = RollingStats()
 
+    def _outgoing(self, rgb: np.ndarray) -> np.ndarray:
+        """The frame as the page sends it: scaled to the size the kernel asked for (matte mode)."""
+        want = self.want
+        if self.mode != "matte" or not want:
+            return rgb
+        size = (int(want["width"]), int(want["height"]))
+        if size == (rgb.shape[1], rgb.shape[0]):
+            return rgb
+        return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=None))
+
+    def _draw(self, rgb: np.ndarray, reply: dict, buffers: Sequence[Any]) -> np.ndarray:
+        if reply.get("kind") != "matte":
+            return decode_reply(reply, buffers)
+        from .matte import compose_matte, look_settings
+
+        m = decode_reply(reply, buffers)
+        info = reply.get("background_image")
+        if info:
+            pic = decode_image(buffers[1], "rgba", info["width"], info["height"], channels=3) \
+                if info.get("format") == "rgba" else np.frombuffer(_as_bytes(buffers[1]), np.uint8).reshape(
+                    info["height"], info["width"], 3)
+            self._backgrounds = {info["id"]: pic}
+        look = reply["look"]
+        bg = self._backgrounds.get(look.get("background_image") or "")
+        if bg is not None and bg.shape[:2] != rgb.shape[:2]:
+            bg = None
+        return compose_matte(rgb, m, look_settings(look), bg)
+
     def roundtrip(self, image: ImageLike) -> tuple[dict, np.ndarray | None]:
-        """Send ``image`` as one frame; returns (reply header, decoded picture or None on error)."""
+        """Send ``image`` as one frame; returns (reply header, picture as the page draws it, or None on error)."""
         self.seq += 1
         client = {"fps": round(self._shown.rate(), 2), "rtt_ms": self._rtts, "format": self.fmt}
+        rgb = load_image(image)
         t0 = time.perf_counter()
-        content, buffers = encode_frame(image, self.fmt, self.seq, t0 * 1000.0, self.quality, client)
+        sent = self._outgoing(rgb)
+        accept = ("matte", "picture") if self.mode == "matte" else ("picture",)
+        content, buffers = encode_frame(sent, self.fmt, self.seq, t0 * 1000.0, self.quality, client,
+                                        display=(rgb.shape[1], rgb.shape[0]), accept=accept)
         reply, reply_buffers = self.send(content, buffers)
-        picture = decode_reply(reply, reply_buffers) if reply.get("type") == "result" else None
+        picture = None
+        if reply.get("type") == "result":
+            picture = self._draw(rgb, reply, reply_buffers)
+            self.want = reply.get("want") or self.want
         rtt = (time.perf_counter() - t0) * 1000.0
         self._rtts = [round(rtt, 2)]
         if picture is not None:

@@ -1,8 +1,10 @@
 // bgkit LiveBackground: the browser half of the live loop.
 //
 // The BodyPix demo's loop (requestVideoFrameCallback -> segment -> draw) split in two: this page
-// grabs each camera frame, sends it to the kernel as a binary message, and draws the processed
-// picture that comes back. The protocol is described in bgkit/live/protocol.py.
+// grabs each camera frame, sends it to the kernel as a binary message, and draws what comes back:
+// for the demo's four effects the person's matte, from which the page composites the effect over
+// the frame it kept (composeMatte below; the frame travels at the size the model works at), for
+// the others the picture the kernel drew. The protocol is described in bgkit/live/protocol.py.
 //
 // Rules: at most `max_in_flight` frames on their way (default 1); camera frames that come while
 // the kernel is busy are dropped, never queued (the freshest one is sent as soon as a reply
@@ -56,11 +58,179 @@ const compat = {
   },
 };
 
+// ---------------------------------------------------------------- compositing in the page
+// The kernel answers the four demo effects with the person's matte (1 byte per pixel, at the size
+// the model works at); the page scales it up and draws the effect over the camera frame it already
+// has. composeMatte must draw what bgkit.live.matte.compose_matte draws (the pipeline's own
+// drawing, bgkit.pipeline.draw): a browser test holds the two to a small tolerance.
+
+// Bilinear scaling of an (mh, mw) byte matte to (H, W), pixel centres aligned and edges clamped
+// (torch's align_corners=False), in byte units.
+function upsampleMatte(matte, mw, mh, W, H) {
+  const up = new Float32Array(W * H);
+  const sx = mw / W, sy = mh / H;
+  const x0 = new Int32Array(W), x1 = new Int32Array(W), lx = new Float32Array(W);
+  for (let x = 0; x < W; x++) {
+    let src = (x + 0.5) * sx - 0.5;
+    if (src < 0) src = 0;
+    const i = Math.floor(src);
+    x0[x] = i; x1[x] = i < mw - 1 ? i + 1 : i; lx[x] = Math.min(Math.max(src - i, 0), 1);
+  }
+  const row0 = new Float32Array(W), row1 = new Float32Array(W);
+  let cached0 = -1, cached1 = -1;
+  const fillRow = (row, y) => {
+    const o = y * mw;
+    for (let x = 0; x < W; x++) {
+      const a = matte[o + x0[x]], b = matte[o + x1[x]];
+      row[x] = a + lx[x] * (b - a);
+    }
+  };
+  for (let y = 0; y < H; y++) {
+    let src = (y + 0.5) * sy - 0.5;
+    if (src < 0) src = 0;
+    const j = Math.floor(src), j1 = j < mh - 1 ? j + 1 : j, ly = Math.min(Math.max(src - j, 0), 1);
+    if (cached0 !== j) { fillRow(row0, j); cached0 = j; }
+    if (cached1 !== j1) { fillRow(row1, j1); cached1 = j1; }
+    const o = y * W;
+    for (let x = 0; x < W; x++) up[o + x] = (1 - ly) * row0[x] + ly * row1[x];
+  }
+  return up;
+}
+
+// Gaussian blur (standard deviation `sigma` px) of straight-alpha RGBA pixels by the canvas's
+// blur filter, which works on premultiplied colours: the colours come back as
+// blur(rgb * a) / blur(a) and the alpha as blur(a). Edge pixels are replicated outwards first,
+// as bgkit's blurs do. Returns straight-alpha RGBA bytes.
+function canvasBlur(rgba, W, H, sigma) {
+  const pad = Math.ceil(3 * sigma) + 1;
+  const src = new OffscreenCanvas(W, H);
+  src.getContext("2d").putImageData(new ImageData(rgba, W, H), 0, 0);
+  const big = new OffscreenCanvas(W + 2 * pad, H + 2 * pad);
+  const b = big.getContext("2d");
+  b.imageSmoothingEnabled = false;
+  b.drawImage(src, pad, pad);
+  b.drawImage(src, 0, 0, 1, H, 0, pad, pad, H);
+  b.drawImage(src, W - 1, 0, 1, H, pad + W, pad, pad, H);
+  b.drawImage(src, 0, 0, W, 1, pad, 0, W, pad);
+  b.drawImage(src, 0, H - 1, W, 1, pad, pad + H, W, pad);
+  b.drawImage(src, 0, 0, 1, 1, 0, 0, pad, pad);
+  b.drawImage(src, W - 1, 0, 1, 1, pad + W, 0, pad, pad);
+  b.drawImage(src, 0, H - 1, 1, 1, 0, pad + H, pad, pad);
+  b.drawImage(src, W - 1, H - 1, 1, 1, pad + W, pad + H, pad, pad);
+  const out = new OffscreenCanvas(W, H);
+  const o = out.getContext("2d", { willReadFrequently: true });
+  o.filter = `blur(${sigma}px)`;
+  o.drawImage(big, -pad, -pad);
+  return o.getImageData(0, 0, W, H).data;
+}
+
+// The alpha blurred by `sigma` px (edge_blur_amount), as 0..1 floats.
+function blurAlpha(alpha, W, H, sigma) {
+  const n = W * H, rgba = new Uint8ClampedArray(n * 4);
+  for (let i = 0; i < n; i++) { rgba[i * 4 + 3] = Math.round(alpha[i] * 255); }
+  const blurred = canvasBlur(rgba, W, H, sigma);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = blurred[i * 4 + 3] / 255;
+  return out;
+}
+
+const lerpByte = (bg, fg, a) => Math.trunc(Math.min(Math.max(bg + a * (fg - bg), 0), 255) + 0.5);
+
+// frame: ImageData (W x H) of the camera picture; matte: Uint8Array (mw x mh); look: the settings
+// (bgkit.live.matte.look); background: the replacement picture, RGB bytes W x H x 3, or null.
+// Returns an ImageData W x H (transparent where "cutout" makes it so), not yet mirrored.
+export function composeMatte(frame, matte, mw, mh, look, background = null) {
+  const W = frame.width, H = frame.height, n = W * H;
+  const px = frame.data;
+  const up = upsampleMatte(matte, mw, mh, W, H);
+  let alpha = new Float32Array(n);
+  for (let i = 0; i < n; i++) alpha[i] = Math.min(Math.max(up[i] / 255, 0), 1);
+  const out = new Uint8ClampedArray(n * 4);
+  const effect = look.effect;
+  const edge = look.edge_blur_amount || 0;
+  if (effect === "mask") {
+    const [fg, bg] = [look.foreground, look.background];
+    const blur = look.mask_blur_amount || 0;
+    if (blur <= 0) {
+      const wf = (fg[3] / 255) * look.opacity, wb = (bg[3] / 255) * look.opacity;
+      for (let i = 0; i < n; i++) {
+        const on = up[i] >= 127.5, c = on ? fg : bg, w = on ? wf : wb, j = i * 4;
+        for (let k = 0; k < 3; k++) out[j + k] = w === 0 ? px[j + k] : lerpByte(px[j + k], c[k], w);
+        out[j + 3] = 255;
+      }
+    } else {
+      const m = new Uint8ClampedArray(n * 4);
+      for (let i = 0; i < n; i++) {
+        const c = up[i] >= 127.5 ? fg : bg, j = i * 4;
+        m[j] = c[0]; m[j + 1] = c[1]; m[j + 2] = c[2]; m[j + 3] = c[3];
+      }
+      const bl = canvasBlur(m, W, H, blur);
+      for (let i = 0; i < n; i++) {
+        const j = i * 4, a = (bl[j + 3] / 255) * look.opacity;
+        for (let k = 0; k < 3; k++) out[j + k] = lerpByte(px[j + k], bl[j + k], a);
+        out[j + 3] = 255;
+      }
+    }
+    return new ImageData(out, W, H);
+  }
+  if (effect === "bokeh") {
+    const sigma = look.background_blur_amount || 0;
+    let bgpx = px, den = null;
+    if (sigma > 0) {
+      const w = new Uint8ClampedArray(n * 4);
+      for (let i = 0; i < n; i++) {
+        const j = i * 4;
+        w[j] = px[j]; w[j + 1] = px[j + 1]; w[j + 2] = px[j + 2]; w[j + 3] = Math.round((1 - alpha[i]) * 255);
+      }
+      const bl = canvasBlur(w, W, H, sigma);
+      bgpx = new Uint8ClampedArray(n * 4);
+      den = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const j = i * 4;
+        den[i] = bl[j + 3] / 255;
+        if (bl[j + 3] === 0) { bgpx[j] = px[j]; bgpx[j + 1] = px[j + 1]; bgpx[j + 2] = px[j + 2]; }
+        else { bgpx[j] = bl[j]; bgpx[j + 1] = bl[j + 1]; bgpx[j + 2] = bl[j + 2]; }
+      }
+    }
+    if (edge > 0 && edge === sigma && den) { for (let i = 0; i < n; i++) alpha[i] = 1 - den[i]; }
+    else if (edge > 0) alpha = blurAlpha(alpha, W, H, edge);
+    for (let i = 0; i < n; i++) {
+      const j = i * 4, a = alpha[i];
+      for (let k = 0; k < 3; k++) out[j + k] = lerpByte(bgpx[j + k], px[j + k], a);
+      out[j + 3] = 255;
+    }
+    return new ImageData(out, W, H);
+  }
+  if (edge > 0) alpha = blurAlpha(alpha, W, H, edge);
+  if (effect === "replace") {
+    const c = look.background;
+    const ca = c[3] / 255;
+    for (let i = 0; i < n; i++) {
+      const j = i * 4, a = alpha[i];
+      for (let k = 0; k < 3; k++) {
+        let b;
+        if (background) b = background[i * 3 + k];
+        else b = ca < 1 ? px[j + k] + ca * (c[k] - px[j + k]) : c[k];
+        out[j + k] = lerpByte(b, px[j + k], a);
+      }
+      out[j + 3] = 255;
+    }
+    return new ImageData(out, W, H);
+  }
+  // cutout
+  for (let i = 0; i < n; i++) {
+    const j = i * 4;
+    out[j] = px[j]; out[j + 1] = px[j + 1]; out[j + 2] = px[j + 2];
+    out[j + 3] = Math.trunc(Math.min(Math.max(alpha[i] * 255, 0), 255) + 0.5);
+  }
+  return new ImageData(out, W, H);
+}
+
 function hubFor(model) {
   const key = model.get("_view_key") || "?";
   let hub = HUBS.get(key);
   if (!hub) {
-    hub = { key, views: [], shared: { fps: 0, rtt50: null, modelMs: null, size: "", format: "", kB: 0, error: "", lastStream: null, pingMs: null, hint: "", channel: null } };
+    hub = { key, views: [], shared: { fps: 0, rtt50: null, modelMs: null, size: "", format: "", kB: 0, error: "", lastStream: null, pingMs: null, channel: null, kind: "", flip: false } };
     HUBS.set(key, hub);
   }
   return hub;
@@ -117,16 +287,13 @@ function render({ model, el }) {
   status.className = "bgkit-live-status";
   const notice = document.createElement("div");
   notice.className = "bgkit-live-notice";
-  const hint = document.createElement("div");
-  hint.className = "bgkit-live-hint";
-  hint.style.display = "none";
   stage.append(canvas, overlay, video);
-  root.append(stage, status, notice, hint);
+  root.append(stage, status, notice);
   el.appendChild(root);
 
   const hub = hubFor(model);
   const shared = hub.shared;
-  const view = { role: "mirror", becomeOwner: null, release: null };
+  const view = { role: "mirror", becomeOwner: null, release: null, paint: null };
   hub.views.push(view);
 
   let disposed = false;
@@ -147,28 +314,72 @@ function render({ model, el }) {
   showNotice();
 
   // ---------------------------------------------------------------- drawing replies (all views)
-  async function drawResult(msg, buffers) {
-    const bytes = asBytes(buffers && buffers[0]);
-    if (!bytes) throw new Error("result without picture");
-    const w = msg.width, h = msg.height;
-    let bitmap = null;
-    if (msg.format !== "rgba") {
-      bitmap = await createImageBitmap(new Blob([bytes], { type: "image/" + msg.format }));
-    }
-    if (disposed || msg.seq < lastDrawn) { if (bitmap) bitmap.close(); return false; }
-    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-    if (bitmap) {
-      ctx.clearRect(0, 0, w, h);
-      ctx.drawImage(bitmap, 0, 0);
-      bitmap.close();
-    } else {
-      if (bytes.byteLength !== w * h * 4) throw new Error(`rgba picture of ${w}x${h} has ${bytes.byteLength} bytes`);
-      ctx.putImageData(new ImageData(new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, bytes.byteLength), w, h), 0, 0);
-    }
-    lastDrawn = msg.seq;
+  const backgrounds = new Map(); // replacement pictures sent by the kernel: "id WxH" -> RGB bytes
+  function setFlip(flip) {
+    // The page mirrors a picture it composited itself with CSS (free); the kernel's pictures come mirrored.
+    const t = flip ? "scaleX(-1)" : "";
+    if (canvas.style.transform !== t) canvas.style.transform = t;
+  }
+  function shown(seq) {
+    lastDrawn = seq;
     const now = performance.now();
     shownTimes.push(now);
     while (shownTimes.length && shownTimes[0] < now - 2000) shownTimes.shift();
+  }
+  // a picture composited in the page (by this view, or by the view that runs the camera)
+  function paint(picture, flip, seq) {
+    if (disposed || seq < lastDrawn) return;
+    if (canvas.width !== picture.width || canvas.height !== picture.height) { canvas.width = picture.width; canvas.height = picture.height; }
+    ctx.putImageData(picture, 0, 0);
+    setFlip(flip);
+    shared.flip = flip;
+    shown(seq);
+  }
+  view.paint = paint;
+  async function drawResult(msg, buffers, frame) {
+    const bytes = asBytes(buffers && buffers[0]);
+    if (!bytes) throw new Error("result without picture");
+    const w = msg.width, h = msg.height;
+    if (msg.kind === "matte") {
+      if (msg.background_image) {
+        const b = msg.background_image, pic = asBytes(buffers[1]);
+        if (pic && pic.byteLength === b.width * b.height * 3) {
+          backgrounds.clear();
+          backgrounds.set(`${b.id} ${b.width}x${b.height}`, new Uint8Array(pic));
+        }
+      }
+      if (!frame) return false; // a matte for a frame this view does not have (another view's camera)
+      if (bytes.byteLength !== w * h) throw new Error(`a ${w}x${h} matte has ${bytes.byteLength} bytes`);
+      if (disposed || msg.seq < lastDrawn) return false;
+      const t0 = performance.now();
+      const look = msg.look;
+      const bgKey = look.background_image ? `${look.background_image} ${frame.width}x${frame.height}` : null;
+      const picture = composeMatte(frame, bytes, w, h, look, bgKey ? backgrounds.get(bgKey) || null : null);
+      paint(picture, look.flip_horizontal, msg.seq);
+      loop.composeMs = performance.now() - t0;
+      // the other views of this widget have no camera frame: show them the same picture
+      for (const other of hub.views) if (other !== view && other.paint) other.paint(picture, look.flip_horizontal, msg.seq);
+      return true;
+    } else {
+      let bitmap = null;
+      if (msg.format !== "rgba") {
+        bitmap = await createImageBitmap(new Blob([bytes], { type: "image/" + msg.format }));
+      }
+      if (disposed || msg.seq < lastDrawn) { if (bitmap) bitmap.close(); return false; }
+      if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+      setFlip(false);
+      shared.flip = false;
+      if (bitmap) {
+        ctx.clearRect(0, 0, w, h);
+        ctx.drawImage(bitmap, 0, 0);
+        bitmap.close();
+      } else {
+        if (bytes.byteLength !== w * h * 4) throw new Error(`rgba picture of ${w}x${h} has ${bytes.byteLength} bytes`);
+        ctx.putImageData(new ImageData(new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, bytes.byteLength), w, h), 0, 0);
+      }
+      loop.composeMs = null;
+    }
+    shown(msg.seq);
     return true;
   }
 
@@ -182,12 +393,17 @@ function render({ model, el }) {
   }
 
   // ---------------------------------------------------------------- the camera loop (owner only)
+  const newCanvas = (w, h) => {
+    if (typeof OffscreenCanvas === "function") return new OffscreenCanvas(w, h);
+    const c = document.createElement("canvas"); c.width = w; c.height = h; return c;
+  };
   const loop = {
     stream: null, starting: null, on: false, vfc: null, raf: null, seq: 0,
-    inflight: new Map(), newFrame: false, dropped: 0, timeouts: 0, errors: 0,
+    inflight: new Map(), frames: new Map(), newFrame: false, dropped: 0, timeouts: 0, errors: 0,
     rtts: [], rttHist: [], lastReplyAt: 0, lastSentAt: 0, backoffUntil: 0, stalled: false,
-    grab: typeof OffscreenCanvas === "function" ? new OffscreenCanvas(640, 480) : document.createElement("canvas"),
-    gctx: null, encodeMs: null, drawMs: null,
+    // the frame at the picture's size (kept to composite on), and scaled to the size the kernel wants
+    disp: newCanvas(640, 480), dctx: null, grab: newCanvas(640, 480), gctx: null,
+    want: null, grabMs: null, encodeMs: null, drawMs: null, composeMs: null,
   };
 
   // Wait (at most ~3 s) until widget messages can go to a kernel subshell, then tell the kernel
@@ -303,6 +519,7 @@ function render({ model, el }) {
     loop.on = false;
     cancelCallbacks();
     loop.inflight.clear();
+    loop.frames.clear();
     loop.newFrame = false;
     releaseStream();
     if (!disposed) {
@@ -329,7 +546,7 @@ function render({ model, el }) {
   function expire(now) {
     const limit = model.get("timeout_ms") || 1000;
     for (const [seq, t] of loop.inflight) {
-      if (now - t > limit) { loop.inflight.delete(seq); loop.timeouts += 1; }
+      if (now - t > limit) { loop.inflight.delete(seq); loop.frames.delete(seq); loop.timeouts += 1; }
     }
     const silentFor = now - loop.lastReplyAt;
     if (loop.on && loop.lastSentAt > loop.lastReplyAt && silentFor > 3 * limit && !loop.stalled) {
@@ -358,34 +575,56 @@ function render({ model, el }) {
     const vw = video.videoWidth, vh = video.videoHeight;
     const maxW = model.get("frame_width") || vw;
     const scale = Math.min(1, maxW / vw);
-    const w = Math.max(1, Math.round(vw * scale)), h = Math.max(1, Math.round(vh * scale));
-    const fmt = model.get("transport") === "rgba" ? "rgba" : "jpeg";
-    const g = loop.grab;
-    if (g.width !== w || g.height !== h) { g.width = w; g.height = h; }
-    if (!loop.gctx) loop.gctx = g.getContext("2d", { willReadFrequently: true });
-    loop.gctx.drawImage(video, 0, 0, w, h);
+    const dw = Math.max(1, Math.round(vw * scale)), dh = Math.max(1, Math.round(vh * scale));
+    const pageComposites = model.get("compositing") !== "kernel";
+    const want = loop.want;
+    const asMatte = pageComposites && want && want.kind === "matte";
+    const w = asMatte ? want.width : dw, h = asMatte ? want.height : dh;
+    const transport = model.get("transport");
+    const fmt = transport === "auto" ? (asMatte ? "rgba" : "jpeg") : transport;
+    // the picture-sized frame: kept to composite the reply on
+    const d = loop.disp;
+    if (d.width !== dw || d.height !== dh) { d.width = dw; d.height = dh; loop.dctx = null; }
+    if (!loop.dctx) loop.dctx = d.getContext("2d", { willReadFrequently: true });
+    loop.dctx.drawImage(video, 0, 0, dw, dh);
+    let frame = null;
+    if (pageComposites) {
+      frame = loop.dctx.getImageData(0, 0, dw, dh);
+      loop.frames.set(seq, frame);
+    }
+    // what the kernel gets: the same, or scaled to the size the model works at
+    let src = d, sctx = loop.dctx;
+    if (w !== dw || h !== dh) {
+      const g = loop.grab;
+      if (g.width !== w || g.height !== h) { g.width = w; g.height = h; loop.gctx = null; }
+      if (!loop.gctx) loop.gctx = g.getContext("2d", { willReadFrequently: true });
+      loop.gctx.drawImage(d, 0, 0, w, h);
+      src = g; sctx = loop.gctx;
+    }
+    loop.grabMs = performance.now() - t;
     let buf;
     if (fmt === "jpeg") {
       const q = (model.get("jpeg_quality") || 80) / 100;
       // OffscreenCanvas.convertToBlob encodes at once; canvas.toBlob waits for idle time
-      const blob = g.convertToBlob
-        ? await g.convertToBlob({ type: "image/jpeg", quality: q })
-        : await new Promise((resolve) => g.toBlob(resolve, "image/jpeg", q));
+      const blob = src.convertToBlob
+        ? await src.convertToBlob({ type: "image/jpeg", quality: q })
+        : await new Promise((resolve) => src.toBlob(resolve, "image/jpeg", q));
       if (!blob) throw new Error("JPEG encoding failed");
       buf = await blob.arrayBuffer();
     } else {
-      buf = loop.gctx.getImageData(0, 0, w, h).data.buffer;
+      buf = (src === d && frame ? frame : sctx.getImageData(0, 0, w, h)).data.buffer.slice(0);
     }
-    loop.encodeMs = performance.now() - t;
-    if (!loop.on || !loop.inflight.has(seq)) return; // stopped or timed out meanwhile
+    loop.encodeMs = performance.now() - t - loop.grabMs;
+    if (!loop.on || !loop.inflight.has(seq)) { loop.frames.delete(seq); return; } // stopped or timed out meanwhile
+    const r2 = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);
     const client = {
-      fps: Math.round(fpsShown() * 100) / 100, rtt_ms: loop.rtts.splice(0), dropped: loop.dropped,
-      timeouts: loop.timeouts, format: fmt, encode_ms: Math.round(loop.encodeMs * 100) / 100,
-      draw_ms: loop.drawMs === null ? null : Math.round(loop.drawMs * 100) / 100,
-      ping_ms: shared.pingMs === null ? null : Math.round(shared.pingMs * 100) / 100,
+      fps: r2(fpsShown()), rtt_ms: loop.rtts.splice(0), dropped: loop.dropped,
+      timeouts: loop.timeouts, format: fmt, grab_ms: r2(loop.grabMs), encode_ms: r2(loop.encodeMs),
+      draw_ms: r2(loop.drawMs), composite_ms: r2(loop.composeMs), ping_ms: r2(shared.pingMs),
     };
+    const accept = pageComposites ? ["matte", "picture"] : ["picture"];
     try {
-      model.send({ type: "frame", seq, t, width: w, height: h, format: fmt, client }, undefined, [buf]);
+      model.send({ type: "frame", seq, t, width: w, height: h, format: fmt, display: [dw, dh], accept, client }, undefined, [buf]);
     } catch (err) {
       stop("disconnected", "Lost the connection to the kernel: the camera is released. Run the cell again to restart.");
       return;
@@ -399,6 +638,14 @@ function render({ model, el }) {
     if (loop.errors <= 3) console.warn("bgkit LiveBackground:", text);
   }
 
+  // The picture as the person sees it (the canvas, mirrored where CSS mirrors it).
+  function shownPicture() {
+    const out = new OffscreenCanvas(canvas.width, canvas.height), o = out.getContext("2d");
+    if (shared.flip) { o.translate(canvas.width, 0); o.scale(-1, 1); }
+    o.drawImage(canvas, 0, 0);
+    return out;
+  }
+
   // ---------------------------------------------------------------- messages from the kernel
   async function onMessage(msg, buffers) {
     if (disposed || !msg || typeof msg !== "object") return;
@@ -406,15 +653,18 @@ function render({ model, el }) {
       if (msg.type === "result") {
         const mine = view.role === "owner" && !msg.simulated;
         const sentAt = mine ? loop.inflight.get(msg.seq) : undefined;
+        const frame = mine ? loop.frames.get(msg.seq) : undefined;
         if (mine) {
           loop.inflight.delete(msg.seq);
+          for (const s of loop.frames.keys()) if (s <= msg.seq) loop.frames.delete(s);
+          if (msg.want) loop.want = msg.want;
           loop.lastReplyAt = performance.now();
           if (loop.stalled) { loop.stalled = false; showMessage(""); }
           pump(); // send the newest camera frame while this one is drawn
         }
         if (msg.simulated && loop.on) return; // the live picture wins
         const receivedAt = performance.now();
-        const drawn = await drawResult(msg, buffers);
+        const drawn = await drawResult(msg, buffers, frame);
         if (drawn) {
           if (mine) loop.drawMs = performance.now() - receivedAt;
           shared.error = "";
@@ -429,9 +679,15 @@ function render({ model, el }) {
           shared.modelMs = msg.model_ms;
           shared.size = `${msg.width}×${msg.height}`;
           shared.format = msg.format;
+          shared.kind = msg.kind || "picture";
           shared.kB = Math.round((msg.bytes_in || 0) / 1024);
           shared.model = msg.model;
         }
+      } else if (msg.type === "snapshot" && view.role === "owner") {
+        // the kernel asks for the picture as shown (mirrored where it is shown mirrored), as PNG
+        const blob = await shownPicture().convertToBlob({ type: "image/png" });
+        model.send({ type: "snapshot", id: msg.id, width: canvas.width, height: canvas.height, drawn: lastDrawn },
+                   undefined, [await blob.arrayBuffer()]);
       } else if (msg.type === "pong") {
         const resolve = pings.get(msg.t);
         if (resolve) { pings.delete(msg.t); resolve(performance.now() - msg.t); }
@@ -452,21 +708,14 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
 
   // Round trip of an empty message page -> kernel -> page (ms): the transport's share of the
-  // latency. A stock Jupyter server adds ~40 ms to each (Nagle's algorithm on its websockets);
-  // say how to avoid that (bgkit.live.NoDelayKernelWebsocketConnection).
+  // latency (for the statistics; bgkit's server extension keeps it at a few ms, see bgkit/live/server.py).
   async function measureTransport() {
     const times = [];
     for (let i = 0; i < 5; i++) {
       const ms = await ping(1000);
       if (ms !== null) times.push(ms);
     }
-    if (!times.length) return;
-    shared.pingMs = percentile(times, 50);
-    shared.hint = shared.pingMs > 30
-      ? `Even an empty message takes ~${Math.round(shared.pingMs)} ms to the kernel and back: the Jupyter server ` +
-        "holds small websocket messages (Nagle's algorithm). Start JupyterLab with " +
-        "--ServerApp.kernel_websocket_connection_class=bgkit.live.NoDelayKernelWebsocketConnection to save ~40 ms per frame."
-      : "";
+    if (times.length) shared.pingMs = percentile(times, 50);
   }
   const pings = new Map();
   function ping(timeoutMs = 2000) {
@@ -482,24 +731,25 @@ function render({ model, el }) {
   function updateStatus() {
     if (disposed) return;
     if (view.role === "owner") { expire(performance.now()); pump(); }
-    const parts = [];
     const fps = fpsShown();
     if (view.role === "owner") shared.fps = fps;
-    parts.push(`${fps.toFixed(1)} fps`);
-    if (shared.modelMs !== null && shared.modelMs !== undefined) parts.push(`model ${Math.round(shared.modelMs)} ms`);
-    if (shared.rtt50 !== null) parts.push(`round trip ${Math.round(shared.rtt50)} ms`);
-    if (shared.size) parts.push(`${shared.size} ${shared.format} ${shared.kB} kB`);
-    if (shared.model) parts.push(shared.model);
-    if (view.role === "owner" && loop.on && loop.timeouts) parts.push(`${loop.timeouts} frames lost`);
+    // for people: how smooth (frames per second) and how late (ms from the camera to the screen)
+    const parts = [`${fps.toFixed(1)} frames/s`];
+    if (shared.rtt50 !== null) parts.push(`${Math.round(shared.rtt50)} ms behind the camera`);
+    if (view.role === "owner" && loop.on && loop.timeouts) parts.push(`${loop.timeouts} frame${loop.timeouts === 1 ? "" : "s"} lost`);
     if (view.role === "mirror") parts.push("(second view: the camera runs in the first one)");
     if (shared.channel && !shared.channel.subshells && shared.fps > 0)
       parts.push(`frames pause while a cell runs: ${shared.channel.reason}`);
     status.textContent = parts.join(" · ");
+    // the details, on hover
+    const details = [];
+    if (shared.model) details.push(`model ${shared.model}`);
+    if (shared.modelMs !== null && shared.modelMs !== undefined) details.push(`${Math.round(shared.modelMs)} ms per frame`);
+    if (shared.size) details.push(shared.kind === "matte" ? `matte ${shared.size}, composited in the page`
+                                                            : `picture ${shared.size} ${shared.format}, drawn by the kernel`);
+    if (shared.pingMs !== null) details.push(`kernel ping ${Math.round(shared.pingMs)} ms`);
+    status.title = details.join(" · ");
     status.dataset.error = shared.error ? "1" : "";
-    // the transport hint, while frames flow (see measureTransport)
-    const showHint = Boolean(shared.hint) && shared.fps > 0;
-    if (hint.textContent !== (shared.hint || "")) hint.textContent = shared.hint || "";
-    hint.style.display = showHint ? "block" : "none";
     if (shared.error) status.textContent += ` · ⚠ ${shared.error}`;
   }
   const statusTimer = setInterval(updateStatus, 250);
@@ -547,13 +797,22 @@ function render({ model, el }) {
     get lastStream() { return shared.lastStream; },
     get video() { return video; },
     get canvas() { return canvas; },
+    // the picture as shown, as a PNG data URL
+    picture: async () => {
+      const blob = await shownPicture().convertToBlob({ type: "image/png" });
+      const buf = new Uint8Array(await blob.arrayBuffer());
+      let s = "";
+      for (let i = 0; i < buf.length; i += 8192) s += String.fromCharCode.apply(null, buf.subarray(i, i + 8192));
+      return "data:image/png;base64," + btoa(s);
+    },
     ping,
     stats: () => ({
       role: view.role, running: loop.on, fps: fpsShown(), rttP50: percentile(loop.rttHist, 50),
       rttP95: percentile(loop.rttHist, 95), sent: loop.seq, drawnSeq: lastDrawn, dropped: loop.dropped,
       timeouts: loop.timeouts, errors: loop.errors, inflight: loop.inflight.size, error: shared.error,
       tracks: (shared.lastStream ? shared.lastStream.getTracks() : []).map((t) => ({ kind: t.kind, readyState: t.readyState })),
-      message: overlay.textContent, pingMs: shared.pingMs, hint: hint.textContent,
+      message: overlay.textContent, pingMs: shared.pingMs, kind: shared.kind, want: loop.want,
+      grabMs: loop.grabMs, encodeMs: loop.encodeMs, composeMs: loop.composeMs, drawMs: loop.drawMs,
     }),
   };
 

@@ -2,9 +2,11 @@
 
 The page (``widget.js``) grabs camera frames and sends them to the kernel as binary messages; the
 kernel runs them through a :class:`bgkit.Pipeline` stream (:class:`bgkit.live.processor.LiveProcessor`,
-protocol in :mod:`bgkit.live.protocol`) and sends the picture back, which the page draws. The
-controls beside the picture are made from the settings schema and bound to the widget's
-settings; everything applies while the camera runs::
+protocol in :mod:`bgkit.live.protocol`). For the BodyPix demo's four effects it answers with the
+person's matte and the page composites the effect over the frame it kept (:mod:`bgkit.live.matte`:
+the frame travels at the size the model works at, one byte per pixel comes back); for the others
+it sends the picture it drew. The controls beside the picture are made from the settings schema
+and bound to the widget's settings; everything applies while the camera runs::
 
     import bgkit
     from bgkit.widgets import LiveBackground
@@ -100,7 +102,11 @@ class LiveBackground(anywidget.AnyWidget):
         autostart: start the camera as soon as the widget is shown.
         show_controls: show the controls beside the picture when the widget is displayed (they
             are always available as ``widget.controls``).
-        transport: how frames travel: "jpeg" (default; small messages) or "rgba" (raw pixels).
+        transport: how frames travel: "auto" (default: raw pixels for the small frames of the matte
+            path, JPEG for full-size ones), "jpeg" or "rgba".
+        compositing: "auto" (default: the page draws the demo's four effects from the matte, the
+            kernel the others), "page" (the same) or "kernel" (the kernel always draws and sends
+            the picture; slower, for comparison).
         max_in_flight: frames on their way to the kernel at once (1 = the freshest picture).
         timeout_ms: a frame not answered within this time is given up (the loop goes on).
         frame_width: frames wider than this are scaled down in the page before they are sent.
@@ -122,7 +128,8 @@ class LiveBackground(anywidget.AnyWidget):
     constraints = T.Dict(
         {"audio": False, "video": {"facingMode": "user", "width": {"ideal": 640}, "height": {"ideal": 480}}}
     ).tag(sync=True)
-    transport = T.Enum(("jpeg", "rgba"), "jpeg").tag(sync=True)
+    transport = T.Enum(("auto", "jpeg", "rgba"), "auto").tag(sync=True)
+    compositing = T.Enum(("auto", "page", "kernel"), "auto").tag(sync=True)
     jpeg_quality = T.Int(80, min=10, max=100).tag(sync=True)
     max_in_flight = T.Int(1, min=1, max=8).tag(sync=True)
     timeout_ms = T.Int(1000, min=100, max=60000).tag(sync=True)
@@ -155,7 +162,8 @@ class LiveBackground(anywidget.AnyWidget):
         *,
         autostart: bool = True,
         show_controls: bool = True,
-        transport: str = "jpeg",
+        transport: str = "auto",
+        compositing: str = "auto",
         max_in_flight: int = 1,
         timeout_ms: int = 1000,
         frame_width: int = 640,
@@ -179,16 +187,19 @@ class LiveBackground(anywidget.AnyWidget):
         elif not isinstance(settings, EffectSettings):
             raise TypeError(f"settings must be an EffectSettings; got {type(settings).__name__}")
         self._segmenters: dict[str, Segmenter] = {segmenter.name: segmenter}
-        self._processor = LiveProcessor(segmenter, settings, torch_threads=torch_threads)
+        self._processor = LiveProcessor(segmenter, settings, torch_threads=torch_threads, compositing=compositing)
         self._send_failed = False
+        self._snapshot_wait: dict[str, Any] = {}
         super().__init__(
-            _view_key=uuid.uuid4().hex, source=source, transport=transport, max_in_flight=max_in_flight,
+            _view_key=uuid.uuid4().hex, source=source, transport=transport, compositing=compositing,
+            max_in_flight=max_in_flight,
             timeout_ms=timeout_ms, frame_width=frame_width, settings=settings, model=segmenter.name, **kwargs,
         )
         self._model_ref = self.model_id
         self.show_controls = show_controls
         self.observe(self._on_settings, names=["settings"])
         self.observe(self._on_model, names=["model"])
+        self.observe(lambda c: setattr(self._processor, "compositing", c["new"]), names=["compositing"])
         # a restarted camera is a new stream: forget the smoothing history
         self.observe(lambda c: self._processor.reset_stream() if c["new"] else None, names=["running"])
         self.controls = self._build_controls()
@@ -346,11 +357,19 @@ class LiveBackground(anywidget.AnyWidget):
         return reply, reply_buffers
 
     def _on_msg(self, _widget: Any, content: Any, buffers: list | None) -> None:
+        if isinstance(content, dict) and content.get("type") == "snapshot":
+            waiter = self._snapshot_wait.get(str(content.get("id")))
+            if waiter is not None and buffers:
+                waiter["png"] = bytes(buffers[0])
+                waiter["event"].set()
+            return
         self._answer(content, buffers)
 
-    def simulated_client(self, fmt: str = "jpeg") -> SimulatedClient:
+    def simulated_client(self, fmt: str | None = None, mode: str = "matte") -> SimulatedClient:
         """A stand-in for the page: ``client.roundtrip(frame)`` sends ``frame`` through the same
-        protocol and processing as camera frames (for notebooks run without a browser)."""
+        protocol and processing as camera frames and draws the reply as the page would (for
+        notebooks run without a browser). ``mode``: "matte" (the page composites, as widget.js
+        does for the demo's four effects) or "picture" (the kernel draws)."""
 
         def send(content: dict, buffers: list) -> tuple[dict, list]:
             content = dict(content, simulated=True)
@@ -362,7 +381,8 @@ class LiveBackground(anywidget.AnyWidget):
                     pass
             return reply, reply_buffers
 
-        return SimulatedClient(send, fmt=fmt)
+        fmt = fmt or ("rgba" if mode == "matte" else "jpeg")  # as the page sends them
+        return SimulatedClient(send, fmt=fmt, mode=mode)
 
     @property
     def stats(self) -> dict:
@@ -379,13 +399,49 @@ class LiveBackground(anywidget.AnyWidget):
 
     @property
     def last_frame(self) -> np.ndarray | None:
-        """The last processed picture (RGB, or RGBA for "cutout"), or None before the first frame."""
+        """The last processed picture the kernel has (RGB, or RGBA for "cutout"), or None before
+        the first frame. Where the page composites, this is the kernel's drawing of the frame it
+        got, at the size the model works at; :meth:`snapshot` asks the page for what it shows."""
         return self._processor.last_output
 
+    def _page_picture(self, timeout_s: float = 3.0) -> np.ndarray | None:
+        """The picture the page shows (asked for over the widget's comm), or None if no answer comes.
+        The answer arrives on the comm's own thread, so this works while the camera runs in a
+        frontend with comms over subshells; elsewhere it times out."""
+        import io
+        import threading
+
+        from PIL import Image
+
+        if not self.running or self.camera_state != "running" or not self.frontend.get("subshells"):
+            return None
+        key = uuid.uuid4().hex
+        waiter = self._snapshot_wait[key] = {"event": threading.Event(), "png": None}
+        try:
+            self.send({"type": "snapshot", "id": key})
+            if not waiter["event"].wait(timeout_s) or not waiter["png"]:
+                return None
+            with Image.open(io.BytesIO(waiter["png"])) as im:
+                picture = np.array(im.convert("RGBA"))
+        except Exception:  # noqa: BLE001 - no page, or a bad answer: the kernel's own picture will do
+            return None
+        finally:
+            self._snapshot_wait.pop(key, None)
+        return picture if (picture[:, :, 3] < 255).any() else np.ascontiguousarray(picture[:, :, :3])
+
     def snapshot(self, path: str | os.PathLike | None = None) -> Any:
-        """Save the last processed frame to ``path`` (PNG/JPEG/... from the suffix) and return the
-        path; without a path, return the picture as an array. RuntimeError before the first frame."""
-        return self._processor.snapshot(path)
+        """Save the picture shown to ``path`` (PNG/JPEG/... from the suffix) and return the path;
+        without a path, return it as an array. The page's own picture while the camera runs (in
+        a frontend with comms over subshells), else the last frame the kernel processed.
+        RuntimeError before the first frame."""
+        picture = self._page_picture()
+        if picture is None:
+            return self._processor.snapshot(path)
+        if path is None:
+            return picture
+        from ..io.images import save_image
+
+        return save_image(picture, path)
 
     def start(self) -> None:
         """Start the camera (same as ``running = True`` or the Start button)."""

@@ -385,10 +385,11 @@ class Stream:
         self._segmenter, self._size, self._state = None, None, None
         self.frames = 0
 
-    def _run(self, image: ImageLike, draw: bool) -> Result | Segmentation:
+    def _run(self, image: ImageLike, draw: bool, settings: EffectSettings | None = None) -> Result | Segmentation:
         rgb = load_image(image)
         pipe = self.pipeline
-        segmenter, settings = pipe.segmenter, pipe.settings
+        segmenter = pipe.segmenter
+        settings = pipe.settings if settings is None else _check_settings(settings)
         check_memory(*rgb.shape[:2], settings, pipe.max_pixels)
         with self._lock, torch.inference_mode():
             size = rgb.shape[:2]
@@ -403,13 +404,14 @@ class Stream:
                 return seg
             return Result(pipe._draw(frame, seg, settings), seg)
 
-    def process(self, frame: ImageLike) -> Result:
-        """Segment (and smooth) the stream's next frame and draw it."""
-        return self._run(frame, draw=True)  # type: ignore[return-value]
+    def process(self, frame: ImageLike, settings: EffectSettings | None = None) -> Result:
+        """Segment (and smooth) the stream's next frame and draw it (with ``settings`` for this
+        frame only, where given; else the pipeline's)."""
+        return self._run(frame, draw=True, settings=settings)  # type: ignore[return-value]
 
-    def segment(self, frame: ImageLike) -> Segmentation:
+    def segment(self, frame: ImageLike, settings: EffectSettings | None = None) -> Segmentation:
         """The stream's next frame's segmentation, without drawing (e.g. for metrics)."""
-        return self._run(frame, draw=False)  # type: ignore[return-value]
+        return self._run(frame, draw=False, settings=settings)  # type: ignore[return-value]
 
 
 def process_frame(image: ImageLike, segmenter: Segmenter, settings: EffectSettings | None = None) -> tuple[np.ndarray, Segmentation]:

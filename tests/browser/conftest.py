@@ -103,7 +103,7 @@ def free_port() -> int:
 
 @dataclass
 class JupyterLabServer:
-    """A running ``jupyter lab``; ``url`` has no trailing slash."""
+    """A running ``jupyter lab`` (or ``jupyter notebook``: ``app``); ``url`` has no trailing slash."""
 
     url: str
     token: str
@@ -111,9 +111,14 @@ class JupyterLabServer:
     out_dir: Path
     log_path: Path
     process: subprocess.Popen = field(repr=False)
+    app: str = "lab"
 
     def lab_url(self, path: str = "", **query: str) -> str:
-        """``<url>/lab/tree/<path>?reset&token=...`` (``reset``: a fresh workspace layout)."""
+        """The page of notebook ``path``: ``<url>/lab/tree/<path>?reset&token=...`` (``reset``: a
+        fresh workspace layout), or Notebook 7's ``<url>/notebooks/<path>?token=...``."""
+        if self.app == "notebook":
+            params = "&".join([f"token={self.token}", *(f"{k}={v}" for k, v in query.items())])
+            return f"{self.url}/notebooks/{path.lstrip('/')}?{params}" if path else f"{self.url}/tree?{params}"
         params = "&".join(["reset", f"token={self.token}", *(f"{k}={v}" for k, v in query.items())])
         return f"{self.url}/lab/tree/{path.lstrip('/')}?{params}" if path else f"{self.url}/lab?{params}"
 
@@ -157,8 +162,10 @@ def start_jupyter_lab(
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = SERVER_START_TIMEOUT_S,
+    app: str = "lab",
 ) -> Iterator[JupyterLabServer]:
-    """Run ``jupyter lab`` (from this venv) on 127.0.0.1 until the ``with`` block ends.
+    """Run ``jupyter lab`` (or ``jupyter notebook``, Notebook 7: ``app="notebook"``) from this venv
+    on 127.0.0.1 until the ``with`` block ends, started the usual way (no bgkit flags).
 
     ``state_dir`` holds the server's private config, settings (autosave off, so notebooks are
     never written back), runtime, workspaces, checkpoints, IPython folder, its log
@@ -187,7 +194,7 @@ def start_jupyter_lab(
     if env:
         run_env.update(env)
     cmd = [
-        str(VENV_BIN / "jupyter"), "lab",
+        str(VENV_BIN / "jupyter"), app,
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
@@ -203,23 +210,23 @@ def start_jupyter_lab(
         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),  # CI containers
         *extra_args,
     ]
-    log_path = state_dir / "jupyter-lab.log"
+    log_path = state_dir / f"jupyter-{app}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=root_dir, env=run_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     server = JupyterLabServer(url=f"http://127.0.0.1:{port}", token=token, root_dir=Path(root_dir),
-                              out_dir=out_dir, log_path=log_path, process=proc)
+                              out_dir=out_dir, log_path=log_path, process=proc, app=app)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with status {proc.returncode}:\n{server.log()[-4000:]}")
+                raise RuntimeError(f"jupyter {app} exited with status {proc.returncode}:\n{server.log()[-4000:]}")
             try:
                 server.api("status")
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter lab not ready after {timeout:.0f} s:\n{server.log()[-4000:]}")
+                    raise RuntimeError(f"jupyter {app} not ready after {timeout:.0f} s:\n{server.log()[-4000:]}")
                 time.sleep(0.25)
         yield server
     finally:

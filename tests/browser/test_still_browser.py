@@ -128,7 +128,7 @@ def test_still_notebook_runs_and_the_explorer_reacts(lab_page, jupyter_lab):
     # body_parts.png too where BodyPix's files could be had (from the mirror the tests point at)
     assert {"internal_resolution.png", "mask_blur.png", "models.png"} <= made, made
     assert made <= {"internal_resolution.png", "mask_blur.png", "models.png", "body_parts.png"}, made
-    shown = page.locator(".jp-Cell").last.locator("xpath=preceding-sibling::*[1]").locator(".jp-OutputArea-output img")
-    assert shown.count() == 3
-    shown.nth(2).scroll_into_view_if_needed()
+    shown = page.locator(".jp-CodeCell", has_text="ShowPNG(filename").locator(".jp-OutputArea-output img")
+    assert shown.count() == len(made), (shown.count(), made)
+    shown.last.scroll_into_view_if_needed()
     lab.screenshot("still-notebook-figures.png")

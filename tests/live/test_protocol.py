@@ -17,7 +17,6 @@ import bgkit
 from bgkit import EffectSettings, process_frame
 from bgkit.live import processor as LP
 from bgkit.live import protocol as L
-from bgkit.live import server
 from conftest import scripted_segmenter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -438,25 +437,6 @@ def test_torch_threads_are_set_on_the_processing_thread_only(selfie, frame) -> N
     t.join(60)
     assert seen == [1]
     assert torch.get_num_threads() == main_threads
-
-
-def test_nodelay_server_connection_class(monkeypatch) -> None:
-    """The optional Jupyter-server class that turns Nagle's algorithm off on kernel websockets."""
-    from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
-    from traitlets.utils.importstring import import_item
-
-    cls = import_item(server.NODELAY_CLASS)
-    assert issubclass(cls, ZMQChannelsWebsocketConnection) and cls.__name__ in server.NODELAY_SERVER_OPTION
-    calls: list = []
-
-    class Handler:
-        def set_nodelay(self, value: bool) -> None:
-            calls.append(value)
-
-    monkeypatch.setattr(ZMQChannelsWebsocketConnection, "connect", lambda self: "connected")
-    conn = cls.__new__(cls)
-    conn._trait_values["websocket_handler"] = Handler()
-    assert conn.connect() == "connected" and calls == [True]
 
 
 def test_live_processing_carries_temporal_smoothing_across_frames(data_dir, selfie):
