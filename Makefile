@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bgkit demo --out $(OUT)
 
 test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not browser"
