@@ -27,10 +27,11 @@ demo: $(STAMP)
 	$(VENV)/bin/bgkit demo --out $(OUT)
 
 test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q -ra --durations=25
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not browser" --durations=15
+	$(PY) -m pytest -q -ra -m browser --durations=10
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not browser"
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not browser"
 
 notebook: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -192,7 +192,7 @@ def _clip(tmp_path: Path, frames: int = 150) -> Path:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_video_leaves_nothing_behind_and_says_one_line(tmp_path, sig):
-    src = _clip(tmp_path)
+    src = _clip(tmp_path, frames=1500)  # a minute of video: still running when the signal comes, on any machine
     dst = tmp_path / "out.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "bgkit", "video", str(src), str(dst), "--model", "selfie",
                              "--backend", "eager", "--no-progress"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)

@@ -81,8 +81,8 @@ def compose_matte(frame: np.ndarray, matte: np.ndarray, settings: EffectSettings
     up = upsample_matte(matte, h, w)
     alpha = up.div(255.0).clamp_(0.0, 1.0)
     seg = Segmentation(alpha, up >= 127.5, alpha, threshold=0.5, model="matte")
-    bg = None if background is None else torch.from_numpy(np.ascontiguousarray(background[:, :, :3]))
-    return draw(torch.from_numpy(np.ascontiguousarray(frame)), seg, settings, bg)
+    bg = None if background is None else torch.from_numpy(np.array(background[:, :, :3], np.uint8))  # a copy: may be read-only
+    return draw(torch.from_numpy(np.array(frame, np.uint8)), seg, settings, bg)
 
 
 def image_id(image: np.ndarray) -> str:
