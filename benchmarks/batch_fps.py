@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray-rounds", type=int, default=None, help="rounds of the Ray engine (default: --rounds)")
     ap.add_argument("--effect", default="bokeh", choices=bgkit.EFFECTS)
     ap.add_argument("--model", default="selfie")
-    ap.add_argument("--workers", type=int, default=2, help="local engine: photos at once (threads)")
+    ap.add_argument("--workers", type=int, default=None, help="local engine: photos at once (threads; default: bgkit's, one more than the CPUs)")
     ap.add_argument("--engines", default="naive,local,ray")
     ap.add_argument("--ray-cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/bgkit-batch-bench"))

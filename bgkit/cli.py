@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default: this machine) or ray (a Ray cluster; pip install 'bgkit[ray]')")
     p.add_argument("--workers", type=_positive_int, default=None,
-                   help="photos at once: local, threads sharing the model (default 2); ray, model replicas, "
+                   help="photos at once: local, threads sharing the model (default: one more than the CPUs, at most 8); ray, model replicas, "
                         "each loading the model once (default: one per CPU, or per GPU with --gpus-per-worker)")
     p.add_argument("--address", default=None,
                    help="ray: the cluster ('auto': the one this machine is in; ray://head:10001; default: start "

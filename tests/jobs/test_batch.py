@@ -387,3 +387,11 @@ def test_ray_engine_gives_the_same_files_as_the_local_one(shoot, cut, tmp_path):
         assert a.shape == b.shape and np.array_equal(a, b), f"{name}: Ray's pixels differ from the local engine's"
         assert (local / name).read_bytes() == (out / name).read_bytes()
     _no_partials(out)
+
+
+@pytest.mark.parametrize("cpus, workers", [(1, 2), (2, 3), (4, 5), (16, 8)])
+def test_default_workers_is_one_more_than_the_cpus(monkeypatch, cpus, workers):
+    from bgkit.jobs.batch import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert default_workers() == workers
