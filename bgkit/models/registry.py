@@ -6,6 +6,7 @@ normalisation, where its weights come from and their licence, and how to build t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,6 +52,18 @@ def check_file_kind(path: Path, kind: str) -> None:
             "(or --model auto, which picks the model from the file)"
         )
 
+
+
+def local_weights_file(weights: Any, model: str, expects: str, kind: str) -> Path:
+    """A weights path a user gave (``weights=``) for ``model``, checked: a str or path of an
+    existing file that starts like a ``kind`` file. ``expects`` names the file the model wants."""
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights for {model} must be None or the path of {expects}; got {type(weights).__name__}")
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{model} weights file not found: {path}")
+    check_file_kind(path, kind)
+    return path
 
 @dataclass(frozen=True)
 class ModelSpec:

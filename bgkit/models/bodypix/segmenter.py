@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -43,8 +42,8 @@ from ...core.segmentation import InternalResolution, Segmentation, soft_alpha
 from ...io.images import ImageLike, load_image
 from ..backends import OnnxSignature
 from ..downloads import ModelFile, cache_dir, model_file_path
-from ..registry import ModelSpec, WeightsUnavailableError, check_file_kind, register
-from ..segmenter import ModelOutput, Segmenter, frame_tensor
+from ..registry import ModelSpec, WeightsUnavailableError, local_weights_file, register
+from ..segmenter import ModelOutput, Segmenter
 from .bodypix import (BodyPix, PartInstance, PersonInstance, decode_part_ids, input_resolution, normalize,
                       pad_and_resize, scale_and_crop_to_input, to_mask)
 from .net import BodyPixMobileNet, load_bodypix_mobilenet
@@ -114,13 +113,7 @@ def _manifest_path(variant: BodyPixVariant, weights: Any) -> Path:
         manifest, shard = bodypix_files(variant)
         model_file_path(shard, what=f"BodyPix weights ({variant.name})")
         return model_file_path(manifest, what=f"BodyPix model ({variant.name})")
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights for BodyPix must be None or the path of a model-stride*.json; got {type(weights).__name__}")
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"BodyPix model file not found: {path}")
-    check_file_kind(path, "tfjs")
-    return path
+    return local_weights_file(weights, "BodyPix", "a model-stride*.json", "tfjs")
 
 
 class SegmentsOnly(nn.Module):

@@ -47,7 +47,7 @@ from torch import nn
 from ...core.segmentation import INTERNAL_RESOLUTIONS, InternalResolution
 from ..backends import OnnxSignature, make_runner, onnxruntime_available, openvino_available, resolve_backend
 from ..downloads import ModelFile, cached_path, is_cached, model_file_path
-from ..registry import ModelSpec, WeightsUnavailableError, check_file_kind, register
+from ..registry import ModelSpec, WeightsUnavailableError, local_weights_file, register
 from ..segmenter import ModelOutput, Segmenter
 from .net import MEAN, STD, RobustVideoMatting, default_downsample_ratio, load_rvm_onnx, low_res_size, state_shapes
 
@@ -235,13 +235,7 @@ class _EagerAtRatio:
 def _weights_path(weights: Any) -> Path:
     if weights is None:
         return rvm_model_path()
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights for RVM must be None or the path of rvm_mobilenetv3_fp32.onnx; got {type(weights).__name__}")
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"RVM weights file not found: {path}")
-    check_file_kind(path, "onnx")
-    return path
+    return local_weights_file(weights, "RVM", "rvm_mobilenetv3_fp32.onnx", "onnx")
 
 
 def _build(weights: Any, device: torch.device) -> nn.Module:
