@@ -195,7 +195,10 @@ def test_an_interrupted_video_leaves_nothing_behind_and_says_one_line(tmp_path, 
     src = _clip(tmp_path, frames=1500)  # a minute of video: still running when the signal comes, on any machine
     dst = tmp_path / "out.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "bgkit", "video", str(src), str(dst), "--model", "selfie",
-                             "--backend", "eager", "--no-progress"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+                             "--backend", "eager", "--no-progress"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            # a shell's background job (and a pytest-xdist worker) ignores SIGINT, and the child
+                            # would inherit that: give it the default, as a terminal's Ctrl-C finds it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.*.partial.mp4")) and time.monotonic() < deadline:
         time.sleep(0.1)
