@@ -104,5 +104,6 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 30)
 @pytest.mark.parametrize("name, backend", [("selfie", "onnxruntime"), ("lraspp", "eager")])
 def test_tuned_frames_do_not_page_fault_once_warm(name, backend):
     faults = _run(FAULTS.replace("{name}", name).replace("{backend}", backend))
-    # measured: about 0.2 faults per frame tuned, 300-1,800 without (one per 4 KiB page re-taken)
-    assert float(faults) < 50, faults
+    # measured: about 0.2 faults per frame tuned, 300-1,800 without (one per 4 KiB page re-taken);
+    # up to 58 tuned while another test process ran beside it (the host reclaims idle pages)
+    assert float(faults) < 150, faults
