@@ -27,8 +27,11 @@ demo: $(STAMP)
 	$(VENV)/bin/bgkit demo --out $(OUT)
 
 test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not browser" --durations=15
-	$(PY) -m pytest -q -ra -m browser --durations=10
+	@# the tests without a browser in two processes, then the browser tests; both run, either fails the target
+	status=0; \
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not browser" --durations=15 || status=1; \
+	$(PY) -m pytest -q -ra -m browser --durations=10 || status=1; \
+	exit $$status
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not browser"
