@@ -55,21 +55,9 @@ def test_exif_orientation_is_honoured(tmp_path, selfie):
 
 
 def test_video_rotation_metadata_is_honoured(tmp_path, selfie):
-    import av
-
     stored = np.ascontiguousarray(np.rot90(np.asarray(Image.fromarray(sample_image()).resize((96, 128))), 1))
-    src = tmp_path / "phone.mp4"
-    with av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=10)
-        vs.width, vs.height, vs.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
-        vs.set_display_rotation(-90)  # shown turned 90 degrees clockwise, like a phone's portrait video
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            frame.pts = i
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    # shown turned 90 degrees clockwise, like a phone's portrait video
+    src = _write_clip(tmp_path / "phone.mp4", stored, frames=3, rate=10, rotation=-90)
     info = bgkit.io.video.probe(src)
     assert (info.width, info.height, info.rotation) == (96, 128, 270)  # portrait, as displayed
     first = next(bgkit.io.video.read_frames(src))
@@ -172,22 +160,27 @@ def test_a_frame_folder_output_never_mixes_old_and_new_frames(tmp_path, selfie):
     assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png"]
 
 
-def _clip(tmp_path: Path, frames: int = 150) -> Path:
+def _write_clip(path: Path, picture: np.ndarray, frames: int, rate: int = 25, rotation: int | None = None) -> Path:
+    """An H.264 clip of ``frames`` copies of ``picture`` (H, W, 3 uint8), with display ``rotation``."""
     import av
 
-    src = tmp_path / "long.mp4"
-    img = np.asarray(Image.fromarray(sample_image()).resize((128, 96)))
-    with av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f = av.VideoFrame.from_ndarray(picture, format="rgb24")
             f.pts = i
             for p in vs.encode(f):
                 out.mux(p)
         for p in vs.encode():
             out.mux(p)
-    return src
+    return path
+
+
+def _clip(tmp_path: Path, frames: int = 150) -> Path:
+    return _write_clip(tmp_path / "long.mp4", np.asarray(Image.fromarray(sample_image()).resize((128, 96))), frames)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -228,3 +228,40 @@ def shutdown_notebook_kernel(server: Any, notebook: str) -> None:
             req = urllib.request.Request(f"{server.url}/api/sessions/{s['id']}", method="DELETE",
                                          headers={"Authorization": f"token {server.token}"})
             urllib.request.urlopen(req, timeout=10).close()
+
+
+def check_composite_and_mirror(lab: LabPage, kernel: KernelPeek, shot_prefix: str) -> None:
+    """What the running widget shows: "replace" with magenta over the background and the camera's
+    colours on the person; "bokeh" without blur shows the camera (the red marker stays red, in
+    its corner), and on the other side when mirrored. Screenshots ``<shot_prefix>-*.png``."""
+    page = lab.page
+    # "replace" with a known colour, not mirrored: background -> magenta, person -> camera colours
+    kernel.run("live.effect = 'replace'; live.background_image = None; live.background = (255, 0, 255, 255); "
+               "live.edge_blur_amount = 0; live.segmentation_threshold = 0.7; live.flip_horizontal = False")
+    wait_fresh_frames(page)
+    out = canvas_pixels(page)
+    cam = camera_pixels(page)
+    assert out.shape[:2] == cam.shape[:2] == (SIZE[1], SIZE[0])
+    bg = near(out, MAGENTA)
+    assert 0.15 < bg.mean() < 0.9, f"background share {bg.mean():.2f}"
+    assert near(marker_patch(out, mirrored=False), MAGENTA).mean() > 0.9, "the marker corner is background"
+    # person pixels keep the camera's colours (the camera has moved on by a frame or two: loose bound)
+    person = ~near(out, MAGENTA, tol=90)
+    inner = person & np.roll(person, 6, 0) & np.roll(person, -6, 0) & np.roll(person, 6, 1) & np.roll(person, -6, 1)
+    assert inner.mean() > 0.1
+    diff = np.abs(out[..., :3][inner].astype(int) - cam[inner].astype(int)).mean()
+    assert diff < 25, f"person pixels differ from the camera by {diff:.1f} on average"
+    lab.screenshot(f"{shot_prefix}-replace-magenta.png", center(page.locator(".bgkit-live").first))
+
+    # the marker itself: "bokeh" with no blur shows the camera picture; red stays red (channel order)
+    kernel.run("live.effect = 'bokeh'; live.background_blur_amount = 0; live.edge_blur_amount = 0")
+    wait_fresh_frames(page)
+    out = canvas_pixels(page)
+    assert is_red(marker_patch(out, mirrored=False)), marker_patch(out, False).mean(axis=(0, 1))
+    assert not is_red(marker_patch(out, mirrored=True))
+    kernel.run("live.flip_horizontal = True")
+    wait_fresh_frames(page)
+    out = canvas_pixels(page)
+    assert is_red(marker_patch(out, mirrored=True)), marker_patch(out, True).mean(axis=(0, 1))
+    assert not is_red(marker_patch(out, mirrored=False))
+    lab.screenshot(f"{shot_prefix}-bokeh-mirrored.png", center(page.locator(".bgkit-live").first))

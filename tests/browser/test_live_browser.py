@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from browser.conftest import LabPage
-from browser.live_helpers import (FAKE_CAMERA_ARGS, MAGENTA, SIZE, KernelPeek, camera_pixels, canvas_pixels,  # noqa: F401
-                                  center, fake_webcam, hook_stats, is_red, marker_patch, near, toggle_button,
-                                  shutdown_notebook_kernel, wait_all_cells_ran, wait_for, wait_fresh_frames)
+from browser.live_helpers import (FAKE_CAMERA_ARGS, MAGENTA, KernelPeek, canvas_pixels, center,  # noqa: F401
+                                  check_composite_and_mirror, fake_webcam, hook_stats, near, shutdown_notebook_kernel,
+                                  toggle_button, wait_all_cells_ran, wait_for, wait_fresh_frames)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,7 +41,7 @@ def chromium_extra_args(fake_webcam: Path) -> list[str]:
 
 
 def test_live_notebook_with_a_fake_webcam(lab_page: LabPage, jupyter_lab: Any) -> None:
-    lab, page = lab_page, lab_page.page
+    lab = lab_page
     lab.open_notebook(NOTEBOOK)
     kernel = KernelPeek(jupyter_lab, NOTEBOOK)
     try:
@@ -115,37 +114,7 @@ def _check_start_and_frame_rate(lab: LabPage, kernel: KernelPeek) -> None:
 
 
 def _check_composite_and_orientation(lab: LabPage, kernel: KernelPeek) -> None:
-    page = lab.page
-    # "replace" with a known colour, not mirrored: background -> magenta, person -> camera colours
-    kernel.run("live.effect = 'replace'; live.background_image = None; live.background = (255, 0, 255, 255); "
-               "live.edge_blur_amount = 0; live.segmentation_threshold = 0.7; live.flip_horizontal = False")
-    wait_fresh_frames(page)
-    out = canvas_pixels(page)
-    cam = camera_pixels(page)
-    assert out.shape[:2] == cam.shape[:2] == (SIZE[1], SIZE[0])
-    bg = near(out, MAGENTA)
-    assert 0.15 < bg.mean() < 0.9, f"background share {bg.mean():.2f}"
-    assert near(marker_patch(out, mirrored=False), MAGENTA).mean() > 0.9, "the marker corner is background"
-    # person pixels keep the camera's colours (the camera has moved on by a frame or two: loose bound)
-    person = ~near(out, MAGENTA, tol=90)
-    inner = person & np.roll(person, 6, 0) & np.roll(person, -6, 0) & np.roll(person, 6, 1) & np.roll(person, -6, 1)
-    assert inner.mean() > 0.1
-    diff = np.abs(out[..., :3][inner].astype(int) - cam[inner].astype(int)).mean()
-    assert diff < 25, f"person pixels differ from the camera by {diff:.1f} on average"
-    lab.screenshot("live-replace-magenta.png", center(page.locator(".bgkit-live").first))
-
-    # the marker itself: "bokeh" with no blur shows the camera picture; red stays red (channel order)
-    kernel.run("live.effect = 'bokeh'; live.background_blur_amount = 0; live.edge_blur_amount = 0")
-    wait_fresh_frames(page)
-    out = canvas_pixels(page)
-    assert is_red(marker_patch(out, mirrored=False)), marker_patch(out, False).mean(axis=(0, 1))
-    assert not is_red(marker_patch(out, mirrored=True))
-    kernel.run("live.flip_horizontal = True")
-    wait_fresh_frames(page)
-    out = canvas_pixels(page)
-    assert is_red(marker_patch(out, mirrored=True)), marker_patch(out, True).mean(axis=(0, 1))
-    assert not is_red(marker_patch(out, mirrored=False))
-    lab.screenshot("live-bokeh-mirrored.png", center(page.locator(".bgkit-live").first))
+    check_composite_and_mirror(lab, kernel, "live")
 
 
 def _check_slider_changes_output(lab: LabPage, kernel: KernelPeek) -> None:

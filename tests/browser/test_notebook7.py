@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import pytest
 
 from browser.conftest import LabPage, start_jupyter_lab
-from browser.live_helpers import (FAKE_CAMERA_ARGS, MAGENTA, SIZE, KernelPeek, camera_pixels, canvas_pixels,  # noqa: F401
-                                  fake_webcam, hook_stats, is_red, marker_patch, near, toggle_button, wait_for,
-                                  wait_fresh_frames)
+from browser.live_helpers import (FAKE_CAMERA_ARGS, KernelPeek, check_composite_and_mirror,  # noqa: F401
+                                  fake_webcam, hook_stats, toggle_button, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -99,26 +97,8 @@ def test_live_notebook_in_notebook7(nb_page: LabPage, notebook7: Any) -> None:
         status = live.locator(".bgkit-live-status").inner_text().strip()
         assert re.fullmatch(r"[\d.]+ frames/s · \d+ ms behind the camera( · \d+ frames? lost)?", status), status
 
-        # the composite: "replace" with magenta; person pixels keep the camera's colours
-        kernel.run("live.effect = 'replace'; live.background_image = None; live.background = (255, 0, 255, 255); "
-                   "live.edge_blur_amount = 0; live.segmentation_threshold = 0.7; live.flip_horizontal = False")
-        wait_fresh_frames(page)
-        out, cam = canvas_pixels(page), camera_pixels(page)
-        assert out.shape[:2] == cam.shape[:2] == (SIZE[1], SIZE[0])
-        bg = near(out, MAGENTA)
-        assert 0.15 < bg.mean() < 0.9, f"background share {bg.mean():.2f}"
-        assert near(marker_patch(out, mirrored=False), MAGENTA).mean() > 0.9
-        person = ~near(out, MAGENTA, tol=90)
-        inner = person & np.roll(person, 6, 0) & np.roll(person, -6, 0) & np.roll(person, 6, 1) & np.roll(person, -6, 1)
-        assert inner.mean() > 0.1
-        assert np.abs(out[..., :3][inner].astype(int) - cam[inner].astype(int)).mean() < 25
-
-        # the mirror: "bokeh" without blur shows the camera; the red marker moves to the other side
-        kernel.run("live.effect = 'bokeh'; live.background_blur_amount = 0; live.flip_horizontal = True")
-        wait_fresh_frames(page)
-        out = canvas_pixels(page)
-        assert is_red(marker_patch(out, mirrored=True)) and not is_red(marker_patch(out, mirrored=False))
-        nb.screenshot("notebook7-live-mirrored.png", live)
+        # the composite and the mirror, as in the JupyterLab test
+        check_composite_and_mirror(nb, kernel, "notebook7")
 
         toggle_button(page, "Stop").click()
         wait_for(lambda: not hook_stats(page)["running"], 20, "the camera to stop")
