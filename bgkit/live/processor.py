@@ -290,7 +290,6 @@ class LiveProcessor:
         with self._lock:
             self._client_report(header.client)
         settings = self.pipeline.settings
-        segmenter = self.pipeline.segmenter
         frame_settings = self._frame_settings(header, settings)
         self._set_threads()
         try:
