@@ -93,7 +93,9 @@ def make_control(knob: Knob, value: Any) -> W.Widget:
     else:  # pragma: no cover - a schema bug
         raise ValueError(f"no control for kind {knob.kind!r}")
     w.add_class(css_class(knob.name))
-    w.tooltip = knob.help
+    # the help on the control itself: ipywidgets 8's box views fail to render with a tooltip of their
+    # own ("Cannot read properties of undefined (reading 'length')" in updateTooltip)
+    (w.children[0] if isinstance(w, W.Box) else w).tooltip = knob.help
     return w
 
 

@@ -111,6 +111,8 @@ def _check_start_and_frame_rate(lab: LabPage, kernel: KernelPeek) -> None:
     assert re.fullmatch(r"[\d.]+ frames/s · \d+ ms behind the camera( · \d+ frames? lost)?", status.inner_text().strip()), status.inner_text()
     assert "composited in the page" in (status.get_attribute("title") or "")
     lab.screenshot("live-running.png", center(widget_box))
+    # every control rendered (a widget view that fails shows this text in its place)
+    assert widget_box.get_by_text("Click to show javascript error.").count() == 0
 
 
 def _check_composite_and_orientation(lab: LabPage, kernel: KernelPeek) -> None:

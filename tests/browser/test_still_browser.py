@@ -68,6 +68,8 @@ def test_still_notebook_runs_and_the_explorer_reacts(lab_page, jupyter_lab):
     status = explorer.locator(".bgkit-status")
     assert re.search(r"segmentation \d+ ms.* model input \d+x\d+ px", status.inner_text())
     lab.screenshot("still-explorer-initial.png", explorer)
+    # every control rendered (a widget view that fails shows this text in its place)
+    assert explorer.get_by_text("Click to show javascript error.").count() == 0
     lab.screenshot("still-notebook-page.png")
 
     # --- opacity: drag the slider handle to the left with the mouse, then one arrow key -------
