@@ -85,33 +85,78 @@ def soft_alpha(probabilities: torch.Tensor, threshold: float, softness: float = 
     Returns:
         (H, W) float32 tensor in 0..1 on the same device.
     """
-    import torch
-
     p = probabilities.float()
     on = p > threshold if mask is None else mask.bool()
     if softness <= 0 or min(p.shape[-2:]) < 2:
         return on.float()
-    gy, gx = torch.gradient(p, dim=(-2, -1))
-    slope = torch.hypot(gx, gy).mul_(softness)
-    a = torch.sub(p, threshold).div_(slope.clamp(min=_FLAT)).add_(0.5).clamp_(0.0, 1.0)
+    h = int(math.ceil(softness / 2.0)) + 1
+    padded = _replicate(p, h)
+    return soft_alpha_padded(padded, padded > threshold if mask is None else _replicate(on, h), threshold, softness)
+
+
+def _replicate(x: torch.Tensor, h: int) -> torch.Tensor:
+    """``x`` (..., H, W) with ``h`` edge pixels replicated on every side (any dtype, bool too)."""
+    import torch
+    import torch.nn.functional as F
+
+    if x.is_floating_point() and x.dim() in (2, 3) and min(x.shape[-2:]) > h:
+        return F.pad(x.unsqueeze(0), (h, h, h, h), mode="replicate")[0]  # one fast pass
+    rows = torch.arange(-h, x.shape[-2] + h, device=x.device).clamp_(0, x.shape[-2] - 1)
+    cols = torch.arange(-h, x.shape[-1] + h, device=x.device).clamp_(0, x.shape[-1] - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def soft_alpha_padded(p: torch.Tensor, on: torch.Tensor, threshold: float, softness: float) -> torch.Tensor:
+    """:func:`soft_alpha` of (..., H, W) pixels given with a margin of ``h = ceil(softness / 2) + 1``
+    pixels on every side: ``p`` (..., H + 2h, W + 2h) float and ``on`` (same shape, bool, the
+    pixels that are "person"). Returns (..., H, W). The margin holds the neighbours the slope
+    (central differences) and the edge test (within ``ceil(softness / 2)`` pixels) read, so a
+    tile of a frame with its margin gives exactly the pixels the whole frame would (edge pixels
+    replicated outside the frame): the pipeline computes the alpha only on tiles near the edge."""
+    import torch
+
+    h = int(math.ceil(softness / 2.0)) + 1
+    r = h - 1
+    n_y, n_x = p.shape[-2] - 2 * h, p.shape[-1] - 2 * h
+    inner = p[..., h:h + n_y, h:h + n_x]
+    gy = p[..., h + 1:h + 1 + n_y, h:h + n_x] - p[..., h - 1:h - 1 + n_y, h:h + n_x]
+    gx = p[..., h:h + n_y, h + 1:h + 1 + n_x] - p[..., h:h + n_y, h - 1:h - 1 + n_x]
+    slope = torch.hypot(gx, gy).mul_(0.5 * softness)  # central differences: half the two-pixel step
+    a = torch.sub(inner, threshold).div_(slope.clamp(min=_FLAT)).add_(0.5).clamp_(0.0, 1.0)
     # A ramp only where there is an edge: near pixels of both sides (within half the ramp),
     # never where the probability is flat or can't cross the threshold (e.g. threshold 1).
-    r = int(math.ceil(softness / 2.0))
-    edge = _dilate(on, r) & _dilate(~on, r) & (slope >= _FLAT)
-    a = torch.where(edge, a, on.float())
-    return torch.where(on, a.clamp(min=_ABOVE_HALF), a.clamp(max=0.5))
+    near = on[..., 1:-1, 1:-1]  # the pixels within r of the inner ones
+    edge = _dilate_valid(near, r) & ~_erode_valid(near, r) & (slope >= _FLAT)
+    on_in = on[..., h:h + n_y, h:h + n_x]
+    a = torch.where(edge, a, on_in.float())
+    return torch.where(on_in, a.clamp(min=_ABOVE_HALF), a.clamp(max=0.5))
 
 
-def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
-    """Square dilation of an (H, W) bool tensor by ``r`` pixels (shifted ORs, rows then columns)."""
-    rows = m.clone()
-    for k in range(1, r + 1):
-        rows[:, k:] |= m[:, :-k]
-        rows[:, :-k] |= m[:, k:]
-    out = rows.clone()
-    for k in range(1, r + 1):
-        out[k:] |= rows[:-k]
-        out[:-k] |= rows[k:]
+def _dilate_valid(m: torch.Tensor, r: int) -> torch.Tensor:
+    """Square dilation by ``r`` of a (..., H, W) bool tensor, the valid part: (..., H - 2r, W - 2r)."""
+    if r == 0:
+        return m
+    n_y, n_x = m.shape[-2] - 2 * r, m.shape[-1] - 2 * r
+    rows = m[..., 0:n_y, :].clone()
+    for k in range(1, 2 * r + 1):
+        rows |= m[..., k:k + n_y, :]
+    out = rows[..., 0:n_x].clone()
+    for k in range(1, 2 * r + 1):
+        out |= rows[..., k:k + n_x]
+    return out
+
+
+def _erode_valid(m: torch.Tensor, r: int) -> torch.Tensor:
+    """Square erosion by ``r`` of a (..., H, W) bool tensor, the valid part."""
+    if r == 0:
+        return m
+    n_y, n_x = m.shape[-2] - 2 * r, m.shape[-1] - 2 * r
+    rows = m[..., 0:n_y, :].clone()
+    for k in range(1, 2 * r + 1):
+        rows &= m[..., k:k + n_y, :]
+    out = rows[..., 0:n_x].clone()
+    for k in range(1, 2 * r + 1):
+        out &= rows[..., k:k + n_x]
     return out
 
 

@@ -15,6 +15,7 @@ their registry entry names the subclass (``ModelSpec.segmenter``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -97,6 +98,18 @@ def frame_tensor(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, t
     return t, x01
 
 
+def model_input(frame01: torch.Tensor, size: tuple[int, int], frame_u8: torch.Tensor | None = None) -> torch.Tensor:
+    """``frame01`` (1, 3, H, W) scaled to ``size`` (height, width) with antialiased bilinear
+    resampling, (1, 3, h, w) float32 0..1. From ``frame_u8`` ((H, W, 3) uint8, the same frame)
+    where given: the uint8 resampling is about 4x faster on a CPU, and differs by under half a
+    grey level."""
+    if frame_u8 is not None and frame_u8.device.type == "cpu":
+        low = F.interpolate(frame_u8.permute(2, 0, 1).unsqueeze(0), size=size, mode="bilinear",
+                            align_corners=False, antialias=True)
+        return low.float().div_(255.0).contiguous()
+    return F.interpolate(frame01, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 class Segmenter:
     """A loaded person segmenter (model weights on one device). Make one with :func:`load_segmenter`."""
 
@@ -168,7 +181,7 @@ class Segmenter:
 
     @torch.inference_mode()
     def infer(self, frame01: torch.Tensor, internal_resolution: InternalResolution = None, state: Any = None,
-              parts: bool = False, instances: bool = False) -> ModelOutput:
+              parts: bool = False, instances: bool = False, frame_u8: torch.Tensor | None = None) -> ModelOutput:
         """Run the model on one frame.
 
         Args:
@@ -181,6 +194,10 @@ class Segmenter:
                 only to models whose :attr:`has_instances` is True; for the others the pipeline
                 tells people apart by the mask's connected parts. (So a subclass written for an
                 older bgkit, whose ``infer`` takes neither, keeps working.)
+            frame_u8: the same frame as an (H, W, 3) uint8 tensor on ``self.device``, where the
+                caller has it (the pipeline does): the model's input is then scaled down from it,
+                which a CPU does about 4x faster than from float (the input differs by under half
+                a grey level).
 
         Returns:
             A :class:`ModelOutput` at the frame's size.
@@ -193,7 +210,7 @@ class Segmenter:
         size = self.model_input_size(h, w, internal_resolution)
         low = frame01
         if (h, w) != tuple(size):
-            low = F.interpolate(low, size=size, mode="bilinear", align_corners=False, antialias=True)
+            low = model_input(frame01, size, frame_u8)
         prob = self._run((low - self._mean) / self._std).to(self.device)
         if prob.shape[-2:] != low.shape[-2:]:
             prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -231,8 +248,9 @@ class Segmenter:
             segmentation_threshold, "segmentation_threshold", 0.0, 1.0)
         rgb = load_image(image)
         with torch.inference_mode():
-            _, x01 = frame_tensor(rgb, self.device)
-            out = self.infer(x01, internal_resolution, self.initial_state())
+            frame, x01 = frame_tensor(rgb, self.device)
+            out = self.infer(x01, internal_resolution, self.initial_state(),
+                             **({"frame_u8": frame} if "frame_u8" in inspect.signature(self.infer).parameters else {}))
             prob = out.probability.flip(-1) if flip_horizontal else out.probability
             fg = out.foreground
             if fg is not None and flip_horizontal:

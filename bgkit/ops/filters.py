@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from ..core.checks import check_number
 
-__all__ = ["blur_hwc", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
+__all__ = ["background_blur_hwc", "blur_hwc", "effect_reduction_factor", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
 
 #: Above this sigma (pixels) the blur is computed at a reduced resolution.
 FULL_RESOLUTION_MAX_SIGMA = 3.0
@@ -235,8 +235,9 @@ def _upsample(low: torch.Tensor, f: int, start: int, h: int, w: int) -> torch.Te
     return out.view((n - 1) * f, w, c)[start:start + h]
 
 
-def _blur_reduced(x: torch.Tensor, sigma: float, f: int) -> torch.Tensor:
-    h, w, _ = x.shape
+def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int) -> tuple[torch.Tensor, int]:
+    """The reduced-resolution blur of (H, W, C) ``x`` before upsampling, and the phase
+    ``start`` to upsample it with (see :func:`_upsample`)."""
     # Variances (in full-resolution pixels) add up: the f x f box average contributes
     # (f^2 - 1) / 12, bilinear upsampling by f about f^2 / 6 (a triangle of half-width f),
     # the reduced blur f^2 sigma_r^2. Pick sigma_r so the total is sigma^2.
@@ -247,7 +248,12 @@ def _blur_reduced(x: torch.Tensor, sigma: float, f: int) -> torch.Tensor:
     low = _reduce(x, f, r + 1)
     low = _sep_blur(low, k.to(x.device), r, pad=False)  # valid: blocks -1 .. ceil(H/f) (rows), same for columns
     # low[0] is centred on image pixel -f + (f - 1) / 2.
-    start = f - math.ceil((f - 1) / 2.0)
+    return low, f - math.ceil((f - 1) / 2.0)
+
+
+def _blur_reduced(x: torch.Tensor, sigma: float, f: int) -> torch.Tensor:
+    h, w, _ = x.shape
+    low, start = _reduced_blur_low(x, sigma, f)
     return _upsample(low, f, start, h, w)
 
 
@@ -281,6 +287,47 @@ def masked_blur_hwc(
     den = y[:, :, c:]
     out = torch.add(y[:, :, :c], x, alpha=eps).div_(den + eps)
     return out, den[:, :, 0]
+
+
+#: Effects (a bokeh's background) blur at a resolution reduced by ``floor(sigma / this)``: a
+#: coarser reduction than :func:`reduction_factor`'s, still about 1.5 reduced pixels of sigma.
+EFFECT_SIGMA_PER_FACTOR = 1.5
+
+
+def effect_reduction_factor(sigma: float) -> int:
+    """The reduction factor of an effect's blur (:func:`background_blur_hwc`): 1 up to
+    sigma 3 excluded, then ``floor(sigma / 1.5)`` (sigma 3 blurs at half resolution)."""
+    return max(1, int(float(sigma) // EFFECT_SIGMA_PER_FACTOR)) if sigma >= 2 * EFFECT_SIGMA_PER_FACTOR else 1
+
+
+def background_blur_hwc(
+    x: torch.Tensor, w: torch.Tensor, sigma: float, eps: float = MASKED_BLUR_EPS, weights_out: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A bokeh's blurred background: the normalised convolution of :func:`masked_blur_hwc`,
+    ``blur(x w) / blur(w)``, at the effect's reduced resolution (:func:`effect_reduction_factor`)
+    and normalised there, so only the result is brought back to full size.
+
+    ``x`` (H, W, C) float32, ``w`` (H, W) float32 weights (the background: 1 - alpha). Where no
+    weight is within reach the result falls back to the background's mean colour (it lies under
+    the person there). Returns ((H, W, C), the blurred weights (H, W) if ``weights_out`` else
+    None). With a reduction factor of 1 it is :func:`masked_blur_hwc`.
+    """
+    f = effect_reduction_factor(sigma)
+    if f == 1:
+        out, den = masked_blur_hwc(x, w, sigma, eps)
+        return out, den if weights_out else None
+    h, wd, c = x.shape
+    buf = x.new_empty((h, wd, c + 1))
+    torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
+    buf[:, :, c] = w
+    low, start = _reduced_blur_low(buf, sigma, f)
+    num, den = low[:, :, :c], low[:, :, c:]
+    fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)  # the background's mean colour
+    colour = (num + eps * fallback) / (den + eps)
+    if weights_out:
+        up = _upsample(torch.cat([colour, den], dim=-1), f, start, h, wd)
+        return up[:, :, :c], up[:, :, c]
+    return _upsample(colour.contiguous(), f, start, h, wd), None
 
 
 def _hwc_f32(arr: np.ndarray) -> torch.Tensor:

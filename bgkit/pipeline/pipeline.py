@@ -25,6 +25,8 @@ starts afresh when the model or the frame size changes, or on :meth:`Stream.rese
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
 from typing import Any, NamedTuple
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from ..core.segmentation import Segmentation, soft_alpha
 from ..io.images import ImageLike, load_image
 from ..models.segmenter import ModelOutput, Segmenter, frame_tensor
-from ..ops.compositing import bokeh_t, cover, cutout_t, draw_mask_t, draw_two_colour_mask_t, replace_t, to_mask_t
+from ..ops.compositing import bokeh_t, cover, cutout_t, draw_two_colour_mask_t, replace_t
 from ..ops.people import keep_only, main_person
 from ..ops.refine import refine_t
 from ..ops.temporal import TemporalSmoother, stream_alpha
@@ -50,6 +52,12 @@ MAX_PIXELS = 64_000_000
 #: Peak memory per pixel of a frame, bytes, by effect (measured on an 8000x6000 photo: bokeh and a
 #: blurred mask blur a float copy of the picture; the others only blend).
 BYTES_PER_PIXEL = {"blur": 120, "blend": 56}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_uint8(cls: type) -> bool:
+    """Whether ``cls.infer`` takes ``frame_u8`` (a segmenter written for an older bgkit may not)."""
+    return "frame_u8" in inspect.signature(cls.infer).parameters
 
 
 class MemoryBudgetError(ValueError):
@@ -176,7 +184,7 @@ class Pipeline:
         check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
             frame, frame01 = frame_tensor(rgb, segmenter.device)
-            seg = self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
+            seg = self._segment(segmenter, settings, frame01, segmenter.initial_state(), None, frame)[0]
             return Result(self._draw(frame, seg, settings), seg)
 
     def segment(self, image: ImageLike) -> Segmentation:
@@ -185,8 +193,8 @@ class Pipeline:
         segmenter, settings = self._segmenter, self._settings
         check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
-            _, frame01 = frame_tensor(rgb, segmenter.device)
-            return self._segment(segmenter, settings, frame01, segmenter.initial_state(), None)[0]
+            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            return self._segment(segmenter, settings, frame01, segmenter.initial_state(), None, frame)[0]
 
     def render(self, image: ImageLike, segmentation: Segmentation, settings: EffectSettings | None = None) -> np.ndarray:
         """Draw ``image`` with a segmentation made earlier (e.g. to try effects without running the
@@ -211,7 +219,7 @@ class Pipeline:
 
     def _segment(
         self, segmenter: Segmenter, s: EffectSettings, frame01: torch.Tensor, state: Any,
-        smoother: TemporalSmoother | None,
+        smoother: TemporalSmoother | None, frame: torch.Tensor | None = None,
     ) -> tuple[Segmentation, Any]:
         """Model -> refinement -> (stream: smoothing) -> probability, alpha and mask."""
         t0 = time.perf_counter()
@@ -223,6 +231,8 @@ class Pipeline:
             extra["parts"] = True
         if s.people != "all" and segmenter.has_instances:
             extra["instances"] = True
+        if frame is not None and _takes_uint8(type(segmenter)):
+            extra["frame_u8"] = frame
         out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state, **extra)
         timings = dict(out.timings)
         threshold = self.threshold(s)
@@ -294,11 +304,9 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
         picture = _draw_parts(frame, seg, s)
         seg.timings["composite"] = (time.perf_counter() - t0) * 1000.0
         return picture
-    if s.effect == "mask" and s.mask_blur_amount == 0:
-        out = draw_two_colour_mask_t(frame, seg.tensor("mask", device), s.foreground, s.background, s.opacity, flip)
-    elif s.effect == "mask":
-        mask_rgba = to_mask_t(seg.tensor("mask", device).float(), s.foreground, s.background)
-        out = draw_mask_t(frame, mask_rgba, s.opacity, s.mask_blur_amount, flip)
+    if s.effect == "mask":
+        out = draw_two_colour_mask_t(frame, seg.tensor("mask", device), s.foreground, s.background, s.opacity, flip,
+                                     s.mask_blur_amount)
     else:
         alpha = seg.tensor("alpha", device).float()
         # a matting model's foreground colours, where it has them: less old background in the edges
@@ -398,7 +406,7 @@ class Stream:
                 self._segmenter, self._size = segmenter, size
                 self._state = segmenter.initial_state()
             frame, frame01 = frame_tensor(rgb, segmenter.device)
-            seg, self._state = pipe._segment(segmenter, settings, frame01, self._state, self.smoother)
+            seg, self._state = pipe._segment(segmenter, settings, frame01, self._state, self.smoother, frame)
             self.frames += 1
             if not draw:
                 return seg

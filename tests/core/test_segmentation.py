@@ -80,3 +80,24 @@ def test_shape_mismatch_and_bad_threshold_are_rejected():
         Segmentation.from_probabilities(np.zeros((2, 3, 1)))
     with pytest.raises(ValueError, match="threshold must be in"):
         Segmentation.from_probabilities(np.zeros((2, 3)), threshold=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(probs=PROBS, threshold=st.floats(0.05, 0.95), softness=st.floats(0.1, 8), data=st.data())
+def test_soft_alpha_of_a_tile_with_its_margin_is_the_frames(probs, threshold, softness, data):
+    # soft_alpha_padded on a crop plus its margin gives the whole frame's pixels there
+    import math
+
+    from bgkit.core.segmentation import _replicate, soft_alpha_padded
+
+    p = torch.from_numpy(probs)
+    h, w = p.shape
+    y0, x0 = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+    y1, x1 = data.draw(st.integers(y0 + 1, h)), data.draw(st.integers(x0 + 1, w))
+    m = int(math.ceil(softness / 2)) + 1
+    whole = soft_alpha(p, threshold, softness)
+    padded = _replicate(p, m)
+    tile = padded[y0:y1 + 2 * m, x0:x1 + 2 * m]
+    got = soft_alpha_padded(tile, tile > threshold, threshold, softness)
+    if min(h, w) >= 2:
+        torch.testing.assert_close(got, whole[y0:y1, x0:x1], rtol=0, atol=0)

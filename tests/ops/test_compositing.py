@@ -432,3 +432,20 @@ def test_a_segmentation_composites_with_its_soft_alpha_and_masks_with_its_mask()
     np.testing.assert_array_equal(replace_background(img, seg, RED, 0), replace_background(img, seg.alpha, RED, 0))
     np.testing.assert_array_equal(draw_bokeh_effect(img, seg, 4, 0), draw_bokeh_effect(img, seg.alpha, 4, 0))
     np.testing.assert_array_equal(to_mask(seg), to_mask(seg.mask))  # BodyPix's toMask: the binary mask
+
+
+@pytest.mark.parametrize("blur", [0, 2, 4, 9])
+@pytest.mark.parametrize("colours", [((0, 0, 0, 0), (0, 0, 0, 255)), ((255, 0, 0, 128), (0, 0, 255, 200)),
+                                     ((10, 200, 30, 255), (0, 0, 0, 0)), ((9, 9, 9, 77), (200, 100, 50, 255))])
+def test_two_colour_mask_is_the_general_mask_drawing(blur, colours):
+    # the pipeline's shortcut for a two-colour mask draws the pixels draw_mask_t draws
+    import torch
+
+    from bgkit.ops.compositing import draw_mask_t, draw_two_colour_mask_t, to_mask_t
+
+    img, mask = scene(48, 64, seed=3)
+    image, person = torch.from_numpy(img), torch.from_numpy(mask)
+    for opacity, flip in ((0.7, False), (1.0, True)):
+        ref = draw_mask_t(image, to_mask_t(person.float(), *colours), opacity, blur, flip).int()
+        got = draw_two_colour_mask_t(image, person, *colours, opacity, flip, blur).int()
+        assert (got - ref).abs().max() <= (0 if blur == 0 else 1)

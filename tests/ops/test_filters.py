@@ -287,3 +287,48 @@ def test_inputs_are_not_modified_and_read_only_inputs_work():
         gaussian_blur(img[:, ::-1], sigma)  # negative strides
     np.testing.assert_array_equal(img, keep_img)
     np.testing.assert_array_equal(w, keep_w)
+
+
+# --- an effect's background blur (reduced coarser, normalised at the reduced size) ---------------
+
+
+def test_effect_reduction_factor():
+    from bgkit.ops.filters import effect_reduction_factor
+
+    assert [effect_reduction_factor(s) for s in (0, 1, 2.9, 3, 4, 4.5, 8, 20)] == [1, 1, 1, 2, 2, 3, 5, 13]
+
+
+@pytest.mark.parametrize("sigma", [2, 3, 5, 8, 20])
+def test_background_blur_is_the_masked_blur_to_a_grey_level(natural, sigma):
+    import torch
+
+    from bgkit.ops.filters import background_blur_hwc, effect_reduction_factor, masked_blur_hwc
+
+    h, w = natural.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    person = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (h / 3) ** 2).astype(np.float32)
+    x = torch.from_numpy(natural.astype(np.float32))
+    weight = torch.from_numpy(1.0 - person)
+    out, den = background_blur_hwc(x, weight, sigma, weights_out=True)
+    ref, ref_den = masked_blur_hwc(x, weight, sigma)
+    visible = person == 0  # under the person the background is never seen
+    err = np.abs(out.numpy() - ref.numpy())[visible]
+    if effect_reduction_factor(sigma) == 1:
+        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+    else:
+        assert err.mean() < 1.0 and err.max() < 12, (err.mean(), err.max())
+    np.testing.assert_allclose(den.numpy(), ref_den.numpy(), atol=0.02)
+    assert background_blur_hwc(x, weight, sigma)[1] is None
+
+
+def test_background_blur_of_a_flat_background_is_flat():
+    import torch
+
+    from bgkit.ops.filters import background_blur_hwc
+
+    x = torch.full((60, 80, 3), 37.0)
+    x[20:40, 30:50] = 250.0  # the person, bright: none of it may leak into the background
+    weight = torch.ones(60, 80)
+    weight[20:40, 30:50] = 0.0
+    out, _ = background_blur_hwc(x, weight, 6.0)
+    np.testing.assert_allclose(out.numpy(), 37.0, atol=1e-3)
