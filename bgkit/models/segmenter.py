@@ -15,6 +15,7 @@ their registry entry names the subclass (``ModelSpec.segmenter``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -96,6 +97,13 @@ def frame_tensor(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, t
     t = t.to(device, non_blocking=True)
     x01 = t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     return t, x01
+
+
+@functools.lru_cache(maxsize=None)
+def takes_uint8(cls: type) -> bool:
+    """Whether ``cls.infer`` takes ``frame_u8`` (a segmenter written for an older bgkit may not)."""
+    params = inspect.signature(cls.infer).parameters
+    return "frame_u8" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def model_input(frame01: torch.Tensor, size: tuple[int, int], frame_u8: torch.Tensor | None = None) -> torch.Tensor:
@@ -250,7 +258,7 @@ class Segmenter:
         with torch.inference_mode():
             frame, x01 = frame_tensor(rgb, self.device)
             out = self.infer(x01, internal_resolution, self.initial_state(),
-                             **({"frame_u8": frame} if "frame_u8" in inspect.signature(self.infer).parameters else {}))
+                             **({"frame_u8": frame} if takes_uint8(type(self)) else {}))
             prob = out.probability.flip(-1) if flip_horizontal else out.probability
             fg = out.foreground
             if fg is not None and flip_horizontal:

@@ -25,8 +25,6 @@ starts afresh when the model or the frame size changes, or on :meth:`Stream.rese
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 import time
 from typing import Any, NamedTuple
@@ -37,7 +35,7 @@ import torch.nn.functional as F
 
 from ..core.segmentation import Segmentation, soft_alpha
 from ..io.images import ImageLike, load_image
-from ..models.segmenter import ModelOutput, Segmenter, frame_tensor
+from ..models.segmenter import ModelOutput, Segmenter, frame_tensor, takes_uint8
 from ..ops.compositing import bokeh_t, cover, cutout_t, draw_two_colour_mask_t, replace_t
 from ..ops.people import keep_only, main_person
 from ..ops.refine import refine_t
@@ -52,12 +50,6 @@ MAX_PIXELS = 64_000_000
 #: Peak memory per pixel of a frame, bytes, by effect (measured on an 8000x6000 photo: bokeh and a
 #: blurred mask blur a float copy of the picture; the others only blend).
 BYTES_PER_PIXEL = {"blur": 120, "blend": 56}
-
-
-@functools.lru_cache(maxsize=None)
-def _takes_uint8(cls: type) -> bool:
-    """Whether ``cls.infer`` takes ``frame_u8`` (a segmenter written for an older bgkit may not)."""
-    return "frame_u8" in inspect.signature(cls.infer).parameters
 
 
 class MemoryBudgetError(ValueError):
@@ -231,7 +223,7 @@ class Pipeline:
             extra["parts"] = True
         if s.people != "all" and segmenter.has_instances:
             extra["instances"] = True
-        if frame is not None and _takes_uint8(type(segmenter)):
+        if frame is not None and takes_uint8(type(segmenter)):
             extra["frame_u8"] = frame
         out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state, **extra)
         timings = dict(out.timings)

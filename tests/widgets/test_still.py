@@ -76,7 +76,7 @@ def counting(real, name: str = "selfie", delay: float = 0.0):
             self.calls, self.active, self.max_active = 0, 0, 0
             self.delay, self.fail, self.lock = delay, False, threading.Lock()
 
-        def infer(self, frame01, internal_resolution=None, state=None):
+        def infer(self, frame01, internal_resolution=None, state=None, **extra):
             with self.lock:
                 self.calls += 1
                 self.active += 1
@@ -86,7 +86,7 @@ def counting(real, name: str = "selfie", delay: float = 0.0):
                     time.sleep(self.delay)
                 if self.fail:
                     raise RuntimeError("stand-in failure")
-                return real.infer(frame01, internal_resolution, state)
+                return real.infer(frame01, internal_resolution, state, **extra)
             finally:
                 with self.lock:
                     self.active -= 1
