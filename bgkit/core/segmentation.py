@@ -118,18 +118,27 @@ def soft_alpha_padded(p: torch.Tensor, on: torch.Tensor, threshold: float, softn
     h = int(math.ceil(softness / 2.0)) + 1
     r = h - 1
     n_y, n_x = p.shape[-2] - 2 * h, p.shape[-1] - 2 * h
-    inner = p[..., h:h + n_y, h:h + n_x]
-    gy = p[..., h + 1:h + 1 + n_y, h:h + n_x] - p[..., h - 1:h - 1 + n_y, h:h + n_x]
-    gx = p[..., h:h + n_y, h + 1:h + 1 + n_x] - p[..., h:h + n_y, h - 1:h - 1 + n_x]
-    slope = torch.hypot(gx, gy).mul_(0.5 * softness)  # central differences: half the two-pixel step
-    a = torch.sub(inner, threshold).div_(slope.clamp(min=_FLAT)).add_(0.5).clamp_(0.0, 1.0)
-    # A ramp only where there is an edge: near pixels of both sides (within half the ramp),
-    # never where the probability is flat or can't cross the threshold (e.g. threshold 1).
-    near = on[..., 1:-1, 1:-1]  # the pixels within r of the inner ones
-    edge = _dilate_valid(near, r) & ~_erode_valid(near, r) & (slope >= _FLAT)
     on_in = on[..., h:h + n_y, h:h + n_x]
-    a = torch.where(edge, a, on_in.float())
-    return torch.where(on_in, a.clamp(min=_ABOVE_HALF), a.clamp(max=0.5))
+    # A ramp only where there is an edge: near pixels of both sides (within half the ramp), never
+    # where the probability is flat or can't cross the threshold (e.g. threshold 1). Elsewhere the
+    # alpha is the mask, so the ramp is computed only at the (few) pixels near the edge.
+    near_on = on[..., 1:-1, 1:-1]  # the pixels within r of the inner ones
+    near = _dilate_valid(near_on, r) & ~_erode_valid(near_on, r)
+    alpha = on_in.float()
+    at = near.nonzero(as_tuple=True)
+    if at[0].numel() == 0:
+        return alpha
+    *batch, y, x = at
+    y, x = y + h, x + h
+    centre = p[(*batch, y, x)]
+    gy = p[(*batch, y + 1, x)] - p[(*batch, y - 1, x)]
+    gx = p[(*batch, y, x + 1)] - p[(*batch, y, x - 1)]
+    slope = torch.hypot(gx, gy).mul_(0.5 * softness)  # central differences: half the two-pixel step
+    a = torch.sub(centre, threshold).div_(slope.clamp(min=_FLAT)).add_(0.5).clamp_(0.0, 1.0)
+    side = on_in[at]
+    a = torch.where(slope >= _FLAT, a, side.float())
+    alpha[at] = torch.where(side, a.clamp(min=_ABOVE_HALF), a.clamp(max=0.5))
+    return alpha
 
 
 def _dilate_valid(m: torch.Tensor, r: int) -> torch.Tensor:
