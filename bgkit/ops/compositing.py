@@ -297,9 +297,16 @@ def cutout_t(image: torch.Tensor, person: torch.Tensor, edge_blur: float, flip: 
     """RGBA: the picture (or a matting model's ``foreground`` colours, (H, W, 3) 0..1) with alpha
     ``round(255 * person)``, see :func:`remove_background`."""
     alpha = blur_hwc(person.unsqueeze(-1), edge_blur)[:, :, 0] if edge_blur > 0 else person
-    a = alpha.float().mul(255.0).clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)
-    rgb = image if foreground is None else foreground.float().mul(255.0).clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)
-    return _flip(torch.cat([rgb, a.unsqueeze(-1)], dim=-1), flip)
+    h, w = alpha.shape[-2:]
+    out = torch.empty((h, w, 4), dtype=torch.uint8, device=image.device)
+    out[:, :, 3] = _to_uint8(alpha.float().mul(255.0))
+    out[:, :, :3] = image if foreground is None else _to_uint8(foreground.float().mul(255.0))
+    return _flip(out, flip)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float 0..255 (any values) rounded half up to uint8 (via int32: a CPU converts several times faster)."""
+    return x.clamp_(0.0, 255.0).add_(0.5).to(torch.int32).to(torch.uint8)
 
 
 # ---------------------------------------------------------------------------
