@@ -59,7 +59,7 @@ def test_the_core_imports_without_the_optional_packages(tmp_path):
     blocker.write_text(
         "import sys\n"
         "# None in sys.modules: 'import x' raises ModuleNotFoundError, importlib.util.find_spec('x') is None\n"
-        "for name in ('av', 'onnxruntime', 'openvino', 'onnx', 'matplotlib', 'ipywidgets', 'anywidget', 'tqdm'):\n"
+        "for name in ('av', 'onnxruntime', 'openvino', 'onnx', 'numba', 'matplotlib', 'ipywidgets', 'anywidget', 'tqdm'):\n"
         "    sys.modules[name] = None\n"
     )
     code = (

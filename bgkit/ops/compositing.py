@@ -50,7 +50,8 @@ from ..core.checks import check_number
 from ..core.colors import Color, is_color, parse_color
 from ..core.segmentation import Segmentation
 from ..io.images import ImageLike, load_image
-from .filters import MASKED_BLUR_EPS, background_blur_hwc, blur_hwc, masked_blur_hwc
+from . import kernels
+from .filters import MASKED_BLUR_EPS, background_blur_hwc, background_blur_low, blur_hwc, masked_blur_hwc
 
 __all__ = [
     "MAX_BLUR",
@@ -226,7 +227,12 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
     on = person > 0.5
     a_f, a_b = (torch.tensor(float(c[3]), dtype=torch.float32, device=device).div_(255.0) for c in (foreground, background))
     c_f, c_b = (torch.tensor(c[:3], dtype=torch.float32, device=device) for c in (foreground, background))
+    colours = np.array([foreground[:3], background[:3]], np.float32)
+    alphas = np.array([float(a_f), float(a_b)], np.float32)
     if blur <= 0:
+        fast = kernels.two_colour_mask(image, on, colours, (torch.from_numpy(alphas) * opacity).numpy(), flip)
+        if fast is not None:
+            return fast
         if float(a_f) == 0.0 or float(a_b) == 0.0:  # one side keeps the picture: one blend, one choice
             colour, weight, keep = (c_b, a_b, on) if float(a_f) == 0.0 else (c_f, a_f, ~on)
             blended = blend_t(colour, weight.mul_(opacity), image)
@@ -235,6 +241,9 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
         alpha = torch.where(on, a_f, a_b).mul_(opacity)
         return _flip(blend_t(colour, alpha, image), flip)
     m = blur_hwc(on.float().unsqueeze(-1), blur)[:, :, 0]
+    fast = kernels.blurred_two_colour_mask(image, on, m, colours, alphas, opacity, MASKED_BLUR_EPS, flip)
+    if fast is not None:
+        return fast
     pf, pb = c_f * a_f, c_b * a_b
     coverage = m * (a_f - a_b) + a_b
     own = torch.where(on.unsqueeze(-1), c_f, c_b)
@@ -263,6 +272,12 @@ def bokeh_t(image: torch.Tensor, person: torch.Tensor, background_blur: float, e
             flip: bool = False) -> torch.Tensor:
     """The background blurred around the sharp person, see :func:`draw_bokeh_effect`."""
     x = image.float()
+    if background_blur > 0 and edge_blur == 0 and kernels.available() and image.dtype == torch.uint8:
+        low = background_blur_low(image, 1.0 - person, background_blur)
+        if low is not None:  # the background's upsampling fused into the blend
+            fast = kernels.blend_upsampled(image, low[0], low[1], low[2], person, flip)
+            if fast is not None:
+                return fast
     if background_blur > 0:
         bg, den = background_blur_hwc(x, 1.0 - person, background_blur, weights_out=edge_blur == background_blur)
     else:
@@ -273,6 +288,9 @@ def bokeh_t(image: torch.Tensor, person: torch.Tensor, background_blur: float, e
         alpha = 1.0 - den  # blur(p) = 1 - blur(1 - p): the blur is linear and keeps constants
     else:
         alpha = blur_hwc(person.unsqueeze(-1), edge_blur)
+    fast = kernels.blend(image, alpha.reshape(alpha.shape[:2]), bg, flip)
+    if fast is not None:
+        return fast
     return _flip(blend_t(x, alpha, bg), flip)
 
 
@@ -288,6 +306,11 @@ def replace_t(image: torch.Tensor, person: torch.Tensor, background: torch.Tenso
     else:
         bg = background
     alpha = blur_hwc(person.unsqueeze(-1), edge_blur) if edge_blur > 0 else person
+    fast = kernels.blend(image if foreground is None else foreground, alpha.reshape(alpha.shape[:2]),
+                         bg if isinstance(bg, torch.Tensor) else torch.as_tensor(bg), flip,
+                         1.0 if foreground is None else 255.0)
+    if fast is not None:
+        return fast
     fg = image if foreground is None else foreground.float().mul(255.0)
     return _flip(blend_t(fg, alpha, bg), flip)
 
@@ -297,6 +320,10 @@ def cutout_t(image: torch.Tensor, person: torch.Tensor, edge_blur: float, flip: 
     """RGBA: the picture (or a matting model's ``foreground`` colours, (H, W, 3) 0..1) with alpha
     ``round(255 * person)``, see :func:`remove_background`."""
     alpha = blur_hwc(person.unsqueeze(-1), edge_blur)[:, :, 0] if edge_blur > 0 else person
+    fast = kernels.cutout(image if foreground is None else foreground, alpha, flip,
+                          1.0 if foreground is None else 255.0)
+    if fast is not None:
+        return fast
     h, w = alpha.shape[-2:]
     out = torch.empty((h, w, 4), dtype=torch.uint8, device=image.device)
     out[:, :, 3] = _to_uint8(alpha.float().mul(255.0))

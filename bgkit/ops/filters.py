@@ -46,8 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import check_number
+from . import kernels
 
-__all__ = ["background_blur_hwc", "blur_hwc", "effect_reduction_factor", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
+__all__ = ["background_blur_hwc", "background_blur_low", "blur_hwc", "effect_reduction_factor", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
 
 #: Above this sigma (pixels) the blur is computed at a reduced resolution.
 FULL_RESOLUTION_MAX_SIGMA = 3.0
@@ -180,7 +181,23 @@ def _block_means(x: torch.Tensor, f: int) -> torch.Tensor:
     return out.mul_(1.0 / (f * f))
 
 
-def _reduce(x: torch.Tensor, f: int, p: int) -> torch.Tensor:
+class _Weighted:
+    """``cat(image * w, w)`` for (H, W, 3) uint8 ``image`` and (H, W) ``w``, as far as
+    :func:`_reduce` reads it outside the blocks (edge rows and columns), made on demand."""
+
+    def __init__(self, image: torch.Tensor, w: torch.Tensor) -> None:
+        self.image, self.w = image, w
+        self.shape = (*w.shape, image.shape[2] + 1)
+
+    def new_empty(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self.w.new_empty(shape)
+
+    def __getitem__(self, key: object) -> torch.Tensor:
+        w = self.w[key].unsqueeze(-1)
+        return torch.cat([self.image[key].float() * w, w], dim=-1)
+
+
+def _reduce(x: torch.Tensor, f: int, p: int, core: torch.Tensor | None = None) -> torch.Tensor:
     """Average f x f blocks of the edge-replicated image, with ``p`` blocks of padding
     on every side; returns (ceil(H/f) + 2p, ceil(W/f) + 2p, C) float32.
 
@@ -192,7 +209,7 @@ def _reduce(x: torch.Tensor, f: int, p: int) -> torch.Tensor:
     hc, wc = -(-h // f), -(-w // f)
     out = x.new_empty((hc + 2 * p, wc + 2 * p, c))
     if hf and wf:
-        out[p:p + hf, p:p + wf] = _block_means(x[: hf * f, : wf * f], f)
+        out[p:p + hf, p:p + wf] = _block_means(x[: hf * f, : wf * f], f) if core is None else core
     ff = float(f)
     if h % f:  # last, partial row of blocks (also fills the corner block)
         rows = x[hf * f:].sum(dim=0) + (f - h % f) * x[-1]
@@ -235,7 +252,7 @@ def _upsample(low: torch.Tensor, f: int, start: int, h: int, w: int) -> torch.Te
     return out.view((n - 1) * f, w, c)[start:start + h]
 
 
-def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int) -> tuple[torch.Tensor, int]:
+def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, core: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """The reduced-resolution blur of (H, W, C) ``x`` before upsampling, and the phase
     ``start`` to upsample it with (see :func:`_upsample`)."""
     # Variances (in full-resolution pixels) add up: the f x f box average contributes
@@ -245,8 +262,8 @@ def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int) -> tuple[torch.Tens
     k, r = _kernel(math.sqrt(max(var_r, 0.25)))
     # r blocks of padding feed the reduced kernel; one more lets the bilinear
     # upsampling interpolate (never clamp) at the frame's edges.
-    low = _reduce(x, f, r + 1)
-    low = _sep_blur(low, k.to(x.device), r, pad=False)  # valid: blocks -1 .. ceil(H/f) (rows), same for columns
+    low = _reduce(x, f, r + 1, core)
+    low = _sep_blur(low, k.to(low.device), r, pad=False)  # valid: blocks -1 .. ceil(H/f) (rows), same for columns
     # low[0] is centred on image pixel -f + (f - 1) / 2.
     return low, f - math.ceil((f - 1) / 2.0)
 
@@ -317,17 +334,40 @@ def background_blur_hwc(
         out, den = masked_blur_hwc(x, w, sigma, eps)
         return out, den if weights_out else None
     h, wd, c = x.shape
-    buf = x.new_empty((h, wd, c + 1))
-    torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
-    buf[:, :, c] = w
-    low, start = _reduced_blur_low(buf, sigma, f)
-    num, den = low[:, :, :c], low[:, :, c:]
-    fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)  # the background's mean colour
-    colour = (num + eps * fallback) / (den + eps)
+    colour, den, start = _background_low(x, w, sigma, f, eps)
     if weights_out:
         up = _upsample(torch.cat([colour, den], dim=-1), f, start, h, wd)
         return up[:, :, :c], up[:, :, c]
-    return _upsample(colour.contiguous(), f, start, h, wd), None
+    return _upsample(colour, f, start, h, wd), None
+
+
+def background_blur_low(x: torch.Tensor, w: torch.Tensor, sigma: float, eps: float = MASKED_BLUR_EPS
+                        ) -> tuple[torch.Tensor, int, int] | None:
+    """:func:`background_blur_hwc`'s result before it is brought to full size: (colour at 1/f
+    resolution, f, the phase to upsample it with, as ``_upsample`` takes them), or None where
+    the blur runs at full resolution (f = 1)."""
+    f = effect_reduction_factor(sigma)
+    if f == 1:
+        return None
+    colour, _, start = _background_low(x, w, sigma, f, eps)
+    return colour, f, start
+
+
+def _background_low(x: torch.Tensor, w: torch.Tensor, sigma: float, f: int, eps: float
+                    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    h, wd, c = x.shape
+    core = kernels.weighted_block_means(x, w, f) if x.dtype == torch.uint8 else None
+    if core is not None:  # the full-size pass fused; the edges are read from the picture as needed
+        low, start = _reduced_blur_low(_Weighted(x, w), sigma, f, core)  # type: ignore[arg-type]
+    else:
+        buf = w.new_empty((h, wd, c + 1))
+        torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
+        buf[:, :, c] = w
+        low, start = _reduced_blur_low(buf, sigma, f)
+    num, den = low[:, :, :c], low[:, :, c:]
+    fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)  # the background's mean colour
+    colour = (num + eps * fallback) / (den + eps)
+    return colour.contiguous(), den, start
 
 
 def _hwc_f32(arr: np.ndarray) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..core.checks import check_number
 from ..core.segmentation import Segmentation
 from ..io.images import ImageLike, load_image
+from . import kernels
 
 __all__ = [
     "DEFAULT_EPS",
@@ -276,7 +277,7 @@ COEFFICIENT_SUBSAMPLE = 2
 
 def refine_t(
     guide01: torch.Tensor, low_guide: torch.Tensor, low_probability: torch.Tensor,
-    radius: float = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
+    radius: float = DEFAULT_RADIUS, eps: float = DEFAULT_EPS, frame_u8: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Edge refinement as the pipeline runs it, from the grid the model saw.
 
@@ -286,7 +287,8 @@ def refine_t(
     nothing finer than what the model knew, at a cost that does not depend on the frame's size --
     with a window radius of ``radius`` model pixels, then applied to the full-size ``guide01``
     (1, 3, H, W), taking its edges from the frame. Returns the refined (H, W) probability,
-    clipped to 0..1.
+    clipped to 0..1. ``frame_u8``, the same frame as (H, W, 3) uint8, lets the fused CPU kernel
+    (:func:`bgkit.ops.kernels.apply_guided`) do the full-size step in one pass.
     """
     s = COEFFICIENT_SUBSAMPLE
     lo = torch.cat([low_guide.float(), low_probability.float()], dim=1)
@@ -296,6 +298,10 @@ def refine_t(
         s = 1
     r = max(1, int(round(radius / s)))
     ab = guided_coefficients(lo[:, :3], lo[:, 3:], r, eps)
+    if frame_u8 is not None:
+        fast = kernels.apply_guided(ab, frame_u8)
+        if fast is not None:
+            return fast
     return apply_coefficients(ab, guide01)[0, 0].clamp_(0.0, 1.0)
 
 

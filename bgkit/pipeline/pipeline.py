@@ -38,6 +38,7 @@ from ..io.images import ImageLike, load_image
 from ..models.segmenter import ModelOutput, Segmenter, frame_tensor, takes_uint8
 from ..ops.compositing import bokeh_t, cover, cutout_t, draw_two_colour_mask_t, replace_t
 from ..ops.people import keep_only, main_person
+from ..ops import kernels
 from ..ops.refine import refine_t
 from ..ops.temporal import TemporalSmoother, stream_alpha
 from .settings import PART_EFFECTS, EffectSettings
@@ -236,7 +237,7 @@ class Pipeline:
                 low = F.interpolate(torch.cat([frame01, out.probability[None, None]], dim=1),
                                     size=out.model_input_size, mode="bilinear", align_corners=False, antialias=True)
                 low_frame, low_p = low[:, :3], low[:, 3:]
-            p = refine_t(frame01, low_frame, low_p, s.refine_radius, s.refine_eps)
+            p = refine_t(frame01, low_frame, low_p, s.refine_radius, s.refine_eps, frame_u8=frame)
             timings["refine"] = (time.perf_counter() - t1) * 1000.0
         else:
             p = out.probability
@@ -244,13 +245,18 @@ class Pipeline:
         if smoother is not None and s.temporal_smoothing:
             smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis, motion_gate=s.temporal_motion_gate or None)
             p, mask = smoother.step(p, threshold)
-            alpha = p if matting else stream_alpha(p, mask, threshold, s.edge_softness)
+            fast = None if matting else kernels.soft_alpha(p, threshold, s.edge_softness, mask)
+            alpha = p if matting else (fast[1] if fast is not None else stream_alpha(p, mask, threshold, s.edge_softness))
             timings["smooth"] = (time.perf_counter() - t1) * 1000.0
         else:
             if smoother is not None:
                 smoother.reset()
-            mask = p > threshold
-            alpha = p if matting else soft_alpha(p, threshold, s.edge_softness)
+            fast = None if matting else kernels.soft_alpha(p, threshold, s.edge_softness)
+            if fast is not None:
+                mask, alpha = fast
+            else:
+                mask = p > threshold
+                alpha = p if matting else soft_alpha(p, threshold, s.edge_softness)
             timings["alpha"] = (time.perf_counter() - t1) * 1000.0
         part_ids = out.part_ids
         if s.people != "all":

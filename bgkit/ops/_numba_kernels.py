@@ -1,0 +1,235 @@
+"""The CPU kernels behind :mod:`bgkit.ops.kernels` (numba; imported only when used).
+
+Each is one parallel pass over the rows of a full-size frame that does what several torch
+operations do one after the other (each of which reads and writes the whole frame): the same
+formulas, in float32, so the results agree with the torch definitions to rounding (the tests
+hold them to that). Pictures are (H, W, 3) RGB, alphas and probabilities (H, W) float32 0..1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_FLAT = np.float32(1e-4)
+_ABOVE_HALF = np.float32(np.nextafter(np.float32(0.5), np.float32(1.0)))
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+_255 = np.float32(255.0)
+
+
+@njit(inline="always")
+def _lerp(start, end, weight):  # torch.lerp's formula: exact at weight 0 and 1
+    diff = end - start
+    if weight < _HALF:
+        return start + weight * diff
+    return end - diff * (_ONE - weight)
+
+
+@njit(inline="always")
+def _byte(v):  # clamp to 0..255, round half up (torch: clamp_, add_(0.5), truncate)
+    v = min(max(v, _ZERO), _255) + _HALF
+    return np.uint8(int(v))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def apply_guided(ab, y0, y1, wy, x0, x1, wx, rgb, q):
+    """``q = clamp(b + sum_k a_k I_k, 0, 1)`` with (a_r, a_g, a_b, b) = ``ab`` (4, h, w)
+    interpolated bilinearly (each output row's two sample rows ``y0``, ``y1`` and weight ``wy``;
+    columns alike) and ``I`` = ``rgb`` (H, W, 3) uint8 / 255."""
+    hh, ww = q.shape
+    wl = ab.shape[2]
+    for y in prange(hh):
+        row = np.empty((4, wl), np.float32)
+        i0, i1, fy = y0[y], y1[y], wy[y]
+        for k in range(4):
+            for x in range(wl):
+                row[k, x] = ab[k, i0, x] + (ab[k, i1, x] - ab[k, i0, x]) * fy
+        for x in range(ww):
+            i, j, f = x0[x], x1[x], wx[x]
+            acc = row[3, i] + (row[3, j] - row[3, i]) * f
+            for k in range(3):
+                a = row[k, i] + (row[k, j] - row[k, i]) * f
+                acc += a * (np.float32(rgb[y, x, k]) / _255)
+            q[y, x] = min(max(acc, _ZERO), _ONE)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def threshold_into(q, t, on):
+    """``on = q > t``."""
+    h, w = q.shape
+    for y in prange(h):
+        for x in range(w):
+            on[y, x] = q[y, x] > t
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def soft_alpha(p, on, t, softness, r, alpha):
+    """:func:`bgkit.soft_alpha`: 0/1 from ``on`` except near the edge (a pixel of the other side
+    within ``r`` = ceil(softness / 2), edge pixels replicated), where it is the ramp
+    ``0.5 + (p - t) / (|grad p| softness)`` (central differences), kept on ``on``'s side of 0.5."""
+    h, w = p.shape
+    half_soft = np.float32(0.5 * softness)
+    for y in prange(h):
+        for x in range(w):
+            o = on[y, x]
+            near = False
+            if r == 1 and 0 < y < h - 1 and 0 < x < w - 1:
+                n = (np.int32(on[y - 1, x - 1]) + np.int32(on[y - 1, x]) + np.int32(on[y - 1, x + 1])
+                     + np.int32(on[y, x - 1]) + np.int32(on[y, x + 1]) + np.int32(on[y + 1, x - 1])
+                     + np.int32(on[y + 1, x]) + np.int32(on[y + 1, x + 1]))
+                near = n != (8 if o else 0)
+            else:
+                for dy in range(-r, r + 1):
+                    yy = min(max(y + dy, 0), h - 1)
+                    for dx in range(-r, r + 1):
+                        if on[yy, min(max(x + dx, 0), w - 1)] != o:
+                            near = True
+                            break
+                    if near:
+                        break
+            if not near:
+                alpha[y, x] = _ONE if o else _ZERO
+                continue
+            gy = p[min(y + 1, h - 1), x] - p[max(y - 1, 0), x]
+            gx = p[y, min(x + 1, w - 1)] - p[y, max(x - 1, 0)]
+            slope = np.float32(math.sqrt(np.float64(gx) * gx + np.float64(gy) * gy)) * half_soft
+            if slope >= _FLAT:
+                a = min(max((p[y, x] - t) / slope + _HALF, _ZERO), _ONE)
+            else:
+                a = _ONE if o else _ZERO
+            alpha[y, x] = max(a, _ABOVE_HALF) if o else min(a, _HALF)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blend(fg, fg_scale, bg, alpha, flip, out):
+    """``out = round(lerp(bg, fg * fg_scale, alpha))``: fg and bg (H, W, 3) pictures (uint8 or
+    float), or a bg of shape (1, 1, 3) (a colour); mirrored left-right where ``flip``."""
+    h, w = alpha.shape
+    const = bg.shape[0] == 1 and bg.shape[1] == 1
+    for y in prange(h):
+        for x in range(w):
+            a = alpha[y, x]
+            xo = w - 1 - x if flip else x
+            for c in range(3):
+                b = np.float32(bg[0, 0, c]) if const else np.float32(bg[y, x, c])
+                out[y, xo, c] = _byte(_lerp(b, np.float32(fg[y, x, c]) * fg_scale, a))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blend_upsampled(fg, low, f, start, alpha, flip, out):
+    """``blend`` with the background given at 1/f resolution, (n, m, 3) float, brought to full
+    size by bilinear interpolation on the fly (the same samples and weights as
+    ``bgkit.ops.filters._upsample``: output row Y reads rows k, k + 1 of ``low`` with
+    ``k = (Y + start) // f`` and weight ``((Y + start) % f + delta) / f``; columns alike)."""
+    h, w = alpha.shape
+    delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
+    ff = np.float32(f)
+    cols = np.empty(w, np.int64)
+    tcols = np.empty(w, np.float32)
+    for x in range(w):
+        cols[x] = (x + start) // f
+        tcols[x] = (np.float32((x + start) % f) + delta) / ff
+    for y in prange(h):
+        k = (y + start) // f
+        ty = (np.float32((y + start) % f) + delta) / ff
+        for x in range(w):
+            m = cols[x]
+            tx = tcols[x]
+            a = alpha[y, x]
+            xo = w - 1 - x if flip else x
+            for c in range(3):
+                top = _lerp(low[k, m, c], low[k, m + 1, c], tx)
+                bottom = _lerp(low[k + 1, m, c], low[k + 1, m + 1, c], tx)
+                out[y, xo, c] = _byte(_lerp(_lerp(top, bottom, ty), np.float32(fg[y, x, c]), a))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def weighted_block_means(img, weight, f, out):
+    """Means over f x f blocks of (img * weight, weight): ``img`` (H, W, 3) uint8, ``weight``
+    (H, W) float32, ``out`` (H // f, W // f, 4) (summed down each column of a block, then
+    across, as ``bgkit.ops.filters._block_means`` does)."""
+    hf, wf = out.shape[0], out.shape[1]
+    scale = np.float32(1.0 / (f * f))
+    for i in prange(hf):
+        for j in range(wf):
+            s0 = _ZERO
+            s1 = _ZERO
+            s2 = _ZERO
+            s3 = _ZERO
+            for dx in range(f):
+                c0 = _ZERO
+                c1 = _ZERO
+                c2 = _ZERO
+                c3 = _ZERO
+                x = j * f + dx
+                for dy in range(f):
+                    y = i * f + dy
+                    wv = weight[y, x]
+                    c0 += np.float32(img[y, x, 0]) * wv
+                    c1 += np.float32(img[y, x, 1]) * wv
+                    c2 += np.float32(img[y, x, 2]) * wv
+                    c3 += wv
+                s0 += c0
+                s1 += c1
+                s2 += c2
+                s3 += c3
+            out[i, j, 0] = s0 * scale
+            out[i, j, 1] = s1 * scale
+            out[i, j, 2] = s2 * scale
+            out[i, j, 3] = s3 * scale
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def two_colour_mask(image, on, colours, weights, flip, out):
+    """A binary mask drawn in two colours: ``round(lerp(image, colour, weight))`` with the
+    colour and weight of the pixel's side (``colours`` (2, 3) float: person, background;
+    ``weights`` (2,) float, the colours' alphas times the opacity)."""
+    h, w = on.shape
+    for y in prange(h):
+        for x in range(w):
+            s = 0 if on[y, x] else 1
+            a = weights[s]
+            xo = w - 1 - x if flip else x
+            for c in range(3):
+                v = np.float32(image[y, x, c])
+                out[y, xo, c] = image[y, x, c] if a == _ZERO else _byte(_lerp(v, colours[s, c], a))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, out):
+    """A two-colour mask blurred by its coverage ``m`` (blur of the person): colour
+    ``(c_f a_f m + c_b a_b (1 - m) + eps c) / (a_f m + a_b (1 - m) + eps)`` (``c`` the pixel's own
+    colour), alpha ``(a_f m + a_b (1 - m)) * opacity``, drawn over the picture."""
+    h, w = on.shape
+    pf0, pf1, pf2 = colours[0, 0] * alphas[0], colours[0, 1] * alphas[0], colours[0, 2] * alphas[0]
+    pb0, pb1, pb2 = colours[1, 0] * alphas[1], colours[1, 1] * alphas[1], colours[1, 2] * alphas[1]
+    for y in prange(h):
+        for x in range(w):
+            mm = m[y, x]
+            s = 0 if on[y, x] else 1
+            cov = mm * (alphas[0] - alphas[1]) + alphas[1]
+            den = cov + eps
+            a = cov * opacity
+            xo = w - 1 - x if flip else x
+            for c in range(3):
+                pf = pf0 if c == 0 else (pf1 if c == 1 else pf2)
+                pb = pb0 if c == 0 else (pb1 if c == 1 else pb2)
+                colour = (pb + mm * (pf - pb) + eps * colours[s, c]) / den
+                out[y, xo, c] = _byte(_lerp(np.float32(image[y, x, c]), colour, a))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def cutout(fg, fg_scale, alpha, flip, out):
+    """RGBA: ``round(fg * fg_scale)`` (or the picture as it is, for uint8 ``fg`` and scale 1)
+    with alpha ``round(255 * alpha)``."""
+    h, w = alpha.shape
+    for y in prange(h):
+        for x in range(w):
+            xo = w - 1 - x if flip else x
+            for c in range(3):
+                out[y, xo, c] = _byte(np.float32(fg[y, x, c]) * fg_scale)
+            out[y, xo, 3] = _byte(alpha[y, x] * _255)

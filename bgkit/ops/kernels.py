@@ -1,0 +1,198 @@
+"""Fused CPU kernels for the full-size, per-pixel stages: edge refinement, soft alpha, blends.
+
+On a CPU, torch runs a chain of per-pixel operations as one pass over the whole frame each (a
+soft alpha is about a dozen, a blend five or six), and on a small machine those passes, not
+the arithmetic, are what a frame costs. Where `numba <https://numba.pydata.org>`_ is installed
+(the ``fast`` extra), these stages run as one parallel pass each (:mod:`._numba_kernels`),
+with the same formulas in float32: probabilities and alphas agree with the torch definitions
+to rounding, pictures to one grey level (the tests hold them to that). Tensors on other devices,
+and machines without numba, use the torch definitions. ``BGKIT_NO_NUMBA=1`` turns the kernels
+off. The kernels are compiled on first use (a few seconds) and cached on disk by numba.
+
+Each function returns None where the kernels don't apply (so callers fall back to torch).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["apply_guided", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+           "soft_alpha", "two_colour_mask", "weighted_block_means"]
+
+OPT_OUT = "BGKIT_NO_NUMBA"
+
+
+@functools.lru_cache(maxsize=None)
+def _installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def available() -> bool:
+    """True where the kernels run: numba installed and ``BGKIT_NO_NUMBA`` unset."""
+    return os.environ.get(OPT_OUT, "").strip() in ("", "0") and _installed()
+
+
+@functools.lru_cache(maxsize=None)
+def _k() -> Any:
+    """The compiled kernels; None where numba has no thread-safe threading layer (OpenMP or TBB):
+    frames may come from several threads at once (batches, the live camera)."""
+    import numba
+
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        numba.config.THREADING_LAYER = "threadsafe"
+    from . import _numba_kernels
+
+    try:  # compiles (or loads from numba's cache) and starts the threading layer
+        out = np.empty((2, 2), np.bool_)
+        _numba_kernels.threshold_into(np.zeros((2, 2), np.float32), np.float32(0.5), out)
+    except Exception as exc:  # noqa: BLE001 - any failure: the torch definitions do the work
+        log.warning("bgkit: the fused CPU kernels are off (%s: %s); torch does their work", type(exc).__name__, exc)
+        return None
+    log.debug("bgkit: fused CPU kernels (numba, %s threading layer) loaded", numba.threading_layer())
+    return _numba_kernels
+
+
+def _cpu(*tensors: torch.Tensor) -> bool:
+    return available() and all(t.device.type == "cpu" for t in tensors) and _k() is not None
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A C-contiguous numpy view (a copy only where the tensor is not contiguous)."""
+    return t.detach().contiguous().numpy()
+
+
+@functools.lru_cache(maxsize=64)
+def _columns(n_full: int, n_low: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """torch's bilinear (align_corners=False) samples and weights along one axis, in float32."""
+    scale = np.float32(n_low) / np.float32(n_full)
+    src = np.maximum(scale * (np.arange(n_full, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5),
+                     np.float32(0.0)).astype(np.float32)
+    i0 = src.astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_low - 1)
+    return i0, i1, (src - i0).astype(np.float32)
+
+
+def apply_guided(ab: torch.Tensor, frame: torch.Tensor) -> torch.Tensor | None:
+    """``clamp(b + sum_k a_k I_k, 0, 1)``, (H, W) float32: the guided filter's coefficients ``ab``
+    (1, 4, h, w) upsampled bilinearly to the (H, W, 3) uint8 ``frame`` and applied to it
+    (``I`` = frame / 255); :func:`bgkit.ops.refine.apply_coefficients` in one pass."""
+    if not _cpu(ab, frame) or frame.dtype != torch.uint8 or ab.shape[:2] != (1, 4):
+        return None
+    h, w = frame.shape[:2]
+    hl, wl = ab.shape[-2:]
+    y0, y1, wy = _columns(h, hl)
+    x0, x1, wx = _columns(w, wl)
+    q = np.empty((h, w), np.float32)
+    _k().apply_guided(_np(ab[0].float()), y0, y1, wy, x0, x1, wx, _np(frame), q)
+    return torch.from_numpy(q)
+
+
+def soft_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mask, alpha) of the (H, W) probability ``p``: ``mask = p > threshold`` (or the given
+    bool mask) and :func:`bgkit.soft_alpha`'s alpha, in two passes."""
+    if not _cpu(p) or p.dim() != 2 or softness <= 0 or min(p.shape) < 2:
+        return None
+    pn = _np(p.float())
+    t = np.float32(threshold)
+    if mask is None:
+        on = np.empty(pn.shape, np.bool_)
+        _k().threshold_into(pn, t, on)
+    else:
+        on = _np(mask.bool())
+    alpha = np.empty_like(pn)
+    _k().soft_alpha(pn, on, t, np.float32(softness), int(math.ceil(softness / 2.0)), alpha)
+    return torch.from_numpy(on), torch.from_numpy(alpha)
+
+
+def _out(h: int, w: int, c: int = 3) -> np.ndarray:
+    return np.empty((h, w, c), np.uint8)
+
+
+def _picture(x: torch.Tensor) -> np.ndarray | None:
+    if x.dim() != 3 or x.shape[2] != 3 or x.dtype not in (torch.uint8, torch.float32):
+        return None
+    return _np(x)
+
+
+def blend(fg: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, flip: bool = False,
+          fg_scale: float = 1.0) -> torch.Tensor | None:
+    """``round(lerp(bg, fg * fg_scale, alpha))`` as :func:`bgkit.ops.compositing.blend_t`, mirrored
+    where ``flip``: ``fg`` (H, W, 3) uint8 or float, ``bg`` the same or an RGB colour (3,),
+    ``alpha`` (H, W) float 0..1. Returns (H, W, 3) uint8."""
+    if not _cpu(fg, alpha, bg) or alpha.dim() != 2:
+        return None
+    f = _picture(fg)
+    b = _np(bg.float().reshape(1, 1, 3)) if bg.dim() == 1 and bg.numel() == 3 else _picture(bg)
+    if f is None or b is None:
+        return None
+    out = _out(*alpha.shape)
+    _k().blend(f, np.float32(fg_scale), b, _np(alpha.float()), bool(flip), out)
+    return torch.from_numpy(out)
+
+
+def blend_upsampled(fg: torch.Tensor, low: torch.Tensor, f: int, start: int, alpha: torch.Tensor,
+                    flip: bool = False) -> torch.Tensor | None:
+    """:func:`blend` over a background given at 1/f resolution (``bgkit.ops.filters._upsample``'s
+    input: ``low`` (n, m, 3) float, phase ``start``), upsampled on the fly."""
+    if not _cpu(fg, low, alpha) or fg.dtype != torch.uint8:
+        return None
+    out = _out(*alpha.shape)
+    _k().blend_upsampled(_np(fg), _np(low.float()), int(f), int(start), _np(alpha.float()), bool(flip), out)
+    return torch.from_numpy(out)
+
+
+def weighted_block_means(image: torch.Tensor, weight: torch.Tensor, f: int) -> torch.Tensor | None:
+    """(H // f, W // f, 4) float32: means over f x f blocks of (image * weight, weight), the
+    full-size pass of a bokeh's masked blur (``image`` (H, W, 3) uint8, ``weight`` (H, W))."""
+    if not _cpu(image, weight) or image.dtype != torch.uint8:
+        return None
+    h, w = weight.shape
+    out = np.empty((h // f, w // f, 4), np.float32)
+    _k().weighted_block_means(_np(image), _np(weight.float()), int(f), out)
+    return torch.from_numpy(out)
+
+
+def two_colour_mask(image: torch.Tensor, on: torch.Tensor, colours: np.ndarray, weights: np.ndarray,
+                    flip: bool = False) -> torch.Tensor | None:
+    """A binary mask in two colours over ``image``: ``colours`` (2, 3) float32 (person,
+    background), ``weights`` (2,) float32, each colour's alpha times the opacity."""
+    if not _cpu(image, on) or image.dtype != torch.uint8:
+        return None
+    out = _out(*on.shape)
+    _k().two_colour_mask(_np(image), _np(on.bool()), colours, weights, bool(flip), out)
+    return torch.from_numpy(out)
+
+
+def blurred_two_colour_mask(image: torch.Tensor, on: torch.Tensor, coverage: torch.Tensor, colours: np.ndarray,
+                            alphas: np.ndarray, opacity: float, eps: float, flip: bool = False) -> torch.Tensor | None:
+    """The two-colour mask blurred: ``coverage`` (H, W) the blurred person, ``alphas`` (2,) the
+    colours' alphas (0..1); see ``_numba_kernels.blurred_two_colour_mask``."""
+    if not _cpu(image, on, coverage) or image.dtype != torch.uint8:
+        return None
+    out = _out(*on.shape)
+    _k().blurred_two_colour_mask(_np(image), _np(on.bool()), _np(coverage.float()), colours, alphas,
+                                 np.float32(opacity), np.float32(eps), bool(flip), out)
+    return torch.from_numpy(out)
+
+
+def cutout(fg: torch.Tensor, alpha: torch.Tensor, flip: bool = False, fg_scale: float = 1.0) -> torch.Tensor | None:
+    """RGBA (H, W, 4) uint8: ``round(fg * fg_scale)`` with alpha ``round(255 alpha)``."""
+    if not _cpu(fg, alpha):
+        return None
+    f = _picture(fg)
+    if f is None:
+        return None
+    out = _out(*alpha.shape, 4)
+    _k().cutout(f, np.float32(fg_scale), _np(alpha.float()), bool(flip), out)
+    return torch.from_numpy(out)

@@ -1,0 +1,143 @@
+"""The fused CPU kernels (numba) give the torch definitions' results: probabilities and alphas to
+rounding, pictures to one grey level; every effect through the pipeline with and without them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+pytest.importorskip("numba", reason="the kernels need numba (pip install 'bgkit[fast]')")
+
+from bgkit.core.segmentation import soft_alpha  # noqa: E402
+from bgkit.ops import compositing as C  # noqa: E402
+from bgkit.ops import filters, kernels  # noqa: E402
+from bgkit.ops.refine import apply_coefficients  # noqa: E402
+
+
+@pytest.fixture
+def torch_only(monkeypatch):
+    """Run the block with the kernels off (the torch definitions)."""
+
+    class _Off:
+        def __enter__(self):
+            monkeypatch.setenv(kernels.OPT_OUT, "1")
+
+        def __exit__(self, *exc):
+            monkeypatch.delenv(kernels.OPT_OUT)
+
+    return _Off()
+
+
+def _scene(h=61, w=83, seed=0):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    p = 1.0 / (1.0 + np.exp(-(h / 3 - np.hypot(yy - h / 2, xx - w / 2)) / 2.5))
+    return torch.from_numpy(img), torch.from_numpy(p.astype(np.float32))
+
+
+def _close_pictures(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
+    assert (a.int() - b.int()).abs().max() <= 1
+
+
+def test_kernels_are_available_here_and_can_be_turned_off(monkeypatch):
+    assert kernels.available()
+    monkeypatch.setenv(kernels.OPT_OUT, "1")
+    assert not kernels.available()
+    img, p = _scene()
+    assert kernels.blend(img, p, img) is None
+
+
+@pytest.mark.parametrize("size", [(48, 64), (61, 83), (7, 5)])
+def test_apply_guided_is_apply_coefficients(size):
+    img, _ = _scene(*size)
+    ab = torch.randn(1, 4, 13, 17) * 0.4 + 0.3
+    want = apply_coefficients(ab, img.permute(2, 0, 1)[None].float().div(255.0))[0, 0].clamp(0, 1)
+    torch.testing.assert_close(kernels.apply_guided(ab, img), want, atol=2e-6, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(probs=arrays(np.float32, st.tuples(st.integers(2, 16), st.integers(2, 16)), elements=st.floats(0, 1, width=32)),
+       threshold=st.floats(0.05, 0.95), softness=st.floats(0.1, 6), given_mask=st.booleans())
+def test_soft_alpha_kernel_is_soft_alpha(probs, threshold, softness, given_mask):
+    p = torch.from_numpy(probs)
+    mask = (p > threshold) if not given_mask else torch.from_numpy(probs > 0.5)
+    on, alpha = kernels.soft_alpha(p, threshold, softness, mask if given_mask else None)
+    assert torch.equal(on, mask)
+    torch.testing.assert_close(alpha, soft_alpha(p, threshold, softness, mask if given_mask else None),
+                               atol=1e-5, rtol=0)
+    assert torch.equal(alpha > 0.5, mask)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_blends_are_blend_t(flip):
+    img, p = _scene()
+    bg_img = img.flip(0).contiguous()
+    fg_float = img.float().div(255.0).contiguous()
+    for fg, scale in ((img, 1.0), (fg_float, 255.0)):
+        for bg in (bg_img, bg_img.float() * 0.9, torch.tensor([10.0, 200.0, 30.0])):
+            want = C._flip(C.blend_t(fg.float() * scale, p, bg), flip)
+            _close_pictures(kernels.blend(fg, p, bg, flip, scale), want)
+
+
+def test_blend_upsampled_is_the_upsampled_background():
+    img, p = _scene(60, 80)
+    low, f, start = filters.background_blur_low(img, 1.0 - p, 4.5)
+    want = C.blend_t(img, p, filters._upsample(low, f, start, 60, 80))
+    _close_pictures(kernels.blend_upsampled(img, low, f, start, p), want)
+
+
+def test_weighted_block_means_are_the_block_means_of_the_weighted_picture():
+    img, p = _scene(60, 84)
+    buf = torch.cat([img.float() * p[..., None], p[..., None]], dim=-1)
+    for f in (2, 3, 5):
+        h, w = (60 // f) * f, (84 // f) * f
+        want = filters._block_means(buf[:h, :w].contiguous(), f)
+        torch.testing.assert_close(kernels.weighted_block_means(img, p, f), want, atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("blur", [0, 3, 4.5])
+@pytest.mark.parametrize("colours", [((0, 0, 0, 0), (0, 0, 0, 255)), ((255, 0, 0, 128), (0, 0, 255, 200)),
+                                     ((10, 200, 30, 255), (0, 0, 0, 0))])
+def test_effects_with_and_without_kernels(torch_only, blur, colours):
+    img, p = _scene()
+    alpha = soft_alpha(p, 0.5)
+    mask = (p > 0.5).to(torch.uint8)
+    bg = img.flip(1).contiguous()
+    fg = img.float().div(255.0)
+    cases = {
+        "mask": lambda: C.draw_two_colour_mask_t(img, mask, *colours, 0.7, True, blur),
+        "bokeh": lambda: C.bokeh_t(img, alpha, 3.0 + blur, 0.0, False),
+        "bokeh edge": lambda: C.bokeh_t(img, alpha, 4.0, 1.5, True),
+        "replace": lambda: C.replace_t(img, alpha, bg, 0.0, True),
+        "replace colour": lambda: C.replace_t(img, alpha, colours[1], blur, False, foreground=fg),
+        "cutout": lambda: C.cutout_t(img, alpha, 0.0, True, foreground=fg),
+    }
+    for name, make in cases.items():
+        fast = make()
+        with torch_only:
+            reference = make()
+        assert fast.shape == reference.shape, name
+        assert (fast.int() - reference.int()).abs().max() <= 1, name
+
+
+@pytest.mark.parametrize("effect", ["mask", "bokeh", "replace", "cutout"])
+def test_the_pipeline_with_and_without_kernels(torch_only, selfie, effect):
+    import bgkit
+    from bgkit.io.sample import sample_image
+
+    photo = sample_image()
+    pipe = bgkit.Pipeline(selfie, effect=effect)
+    fast = pipe.process(photo)
+    with torch_only:
+        reference = pipe.process(photo)
+    assert np.array_equal(fast.segmentation.mask, reference.segmentation.mask) or \
+        (fast.segmentation.mask != reference.segmentation.mask).mean() < 1e-4  # a probability on the threshold
+    np.testing.assert_allclose(fast.segmentation.alpha, reference.segmentation.alpha, atol=1e-4)
+    diff = np.abs(fast.picture.astype(int) - reference.picture.astype(int))
+    assert (diff > 1).mean() < 1e-4
