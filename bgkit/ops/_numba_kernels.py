@@ -141,46 +141,67 @@ def blend_upsampled(fg, low, f, start, alpha, flip, out):
             tx = tcols[x]
             a = alpha[y, x]
             xo = w - 1 - x if flip else x
-            for c in range(3):
-                top = _lerp(low[k, m, c], low[k, m + 1, c], tx)
-                bottom = _lerp(low[k + 1, m, c], low[k + 1, m + 1, c], tx)
-                out[y, xo, c] = _byte(_lerp(_lerp(top, bottom, ty), np.float32(fg[y, x, c]), a))
+            for c in range(3):  # the background's interpolation without torch.lerp's branch (to rounding)
+                top = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * tx
+                bottom = low[k + 1, m, c] + (low[k + 1, m + 1, c] - low[k + 1, m, c]) * tx
+                out[y, xo, c] = _byte(_lerp(top + (bottom - top) * ty, np.float32(fg[y, x, c]), a))
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def weighted_block_means(img, weight, f, out):
-    """Means over f x f blocks of (img * weight, weight): ``img`` (H, W, 3) uint8, ``weight``
-    (H, W) float32, ``out`` (H // f, W // f, 4) (summed down each column of a block, then
-    across, as ``bgkit.ops.filters._block_means`` does)."""
-    hf, wf = out.shape[0], out.shape[1]
+def weighted_reduce(img, weight, f, pad, out):
+    """Means over f x f blocks of (img * weight, weight) with the picture's edge pixels
+    replicated outward -- ``pad`` blocks of padding on every side and the partial last blocks
+    -- as ``bgkit.ops.filters._reduce`` makes them: ``img`` (H, W, 3) uint8, ``weight`` (H, W)
+    float32, ``out`` (ceil(H / f) + 2 pad, ceil(W / f) + 2 pad, 4) float32."""
+    h, w = weight.shape
+    n, m = out.shape[0], out.shape[1]
     scale = np.float32(1.0 / (f * f))
-    for i in prange(hf):
-        for j in range(wf):
+    for i in prange(n):
+        for j in range(m):
             s0 = _ZERO
             s1 = _ZERO
             s2 = _ZERO
             s3 = _ZERO
             for dx in range(f):
-                c0 = _ZERO
-                c1 = _ZERO
-                c2 = _ZERO
-                c3 = _ZERO
-                x = j * f + dx
+                x = min(max((j - pad) * f + dx, 0), w - 1)
                 for dy in range(f):
-                    y = i * f + dy
+                    y = min(max((i - pad) * f + dy, 0), h - 1)
                     wv = weight[y, x]
-                    c0 += np.float32(img[y, x, 0]) * wv
-                    c1 += np.float32(img[y, x, 1]) * wv
-                    c2 += np.float32(img[y, x, 2]) * wv
-                    c3 += wv
-                s0 += c0
-                s1 += c1
-                s2 += c2
-                s3 += c3
+                    s0 += np.float32(img[y, x, 0]) * wv
+                    s1 += np.float32(img[y, x, 1]) * wv
+                    s2 += np.float32(img[y, x, 2]) * wv
+                    s3 += wv
             out[i, j, 0] = s0 * scale
             out[i, j, 1] = s1 * scale
             out[i, j, 2] = s2 * scale
             out[i, j, 3] = s3 * scale
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def separable_blur_valid(x, taps, out):
+    """The valid part of a separable convolution of ``x`` (n, m, C) with the 1-D kernel ``taps``
+    (2r + 1) down the columns and along the rows: ``out`` (n - 2r, m - 2r, C)."""
+    n, m, c_n = x.shape
+    k = taps.shape[0]
+    r = k // 2
+    rows = m * c_n
+    flat = x.reshape(n, rows)
+    tmp = np.zeros((n - 2 * r, rows), np.float32)
+    for i in prange(n - 2 * r):  # down the columns: whole rows at a time (contiguous, vectorised)
+        for t in range(k):
+            wt = taps[t]
+            for q in range(rows):
+                tmp[i, q] += wt * flat[i + t, q]
+    width = (m - 2 * r) * c_n
+    res = out.reshape(n - 2 * r, width)
+    for i in prange(n - 2 * r):  # along the rows: the same, shifted by whole pixels
+        for q in range(width):
+            res[i, q] = _ZERO
+        for t in range(k):
+            wt = taps[t]
+            off = t * c_n
+            for q in range(width):
+                res[i, q] += wt * tmp[i, q + off]
 
 
 @njit(parallel=True, cache=True, nogil=True)

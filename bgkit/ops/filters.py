@@ -181,23 +181,7 @@ def _block_means(x: torch.Tensor, f: int) -> torch.Tensor:
     return out.mul_(1.0 / (f * f))
 
 
-class _Weighted:
-    """``cat(image * w, w)`` for (H, W, 3) uint8 ``image`` and (H, W) ``w``, as far as
-    :func:`_reduce` reads it outside the blocks (edge rows and columns), made on demand."""
-
-    def __init__(self, image: torch.Tensor, w: torch.Tensor) -> None:
-        self.image, self.w = image, w
-        self.shape = (*w.shape, image.shape[2] + 1)
-
-    def new_empty(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return self.w.new_empty(shape)
-
-    def __getitem__(self, key: object) -> torch.Tensor:
-        w = self.w[key].unsqueeze(-1)
-        return torch.cat([self.image[key].float() * w, w], dim=-1)
-
-
-def _reduce(x: torch.Tensor, f: int, p: int, core: torch.Tensor | None = None) -> torch.Tensor:
+def _reduce(x: torch.Tensor, f: int, p: int) -> torch.Tensor:
     """Average f x f blocks of the edge-replicated image, with ``p`` blocks of padding
     on every side; returns (ceil(H/f) + 2p, ceil(W/f) + 2p, C) float32.
 
@@ -209,7 +193,7 @@ def _reduce(x: torch.Tensor, f: int, p: int, core: torch.Tensor | None = None) -
     hc, wc = -(-h // f), -(-w // f)
     out = x.new_empty((hc + 2 * p, wc + 2 * p, c))
     if hf and wf:
-        out[p:p + hf, p:p + wf] = _block_means(x[: hf * f, : wf * f], f) if core is None else core
+        out[p:p + hf, p:p + wf] = _block_means(x[: hf * f, : wf * f], f)
     ff = float(f)
     if h % f:  # last, partial row of blocks (also fills the corner block)
         rows = x[hf * f:].sum(dim=0) + (f - h % f) * x[-1]
@@ -252,9 +236,12 @@ def _upsample(low: torch.Tensor, f: int, start: int, h: int, w: int) -> torch.Te
     return out.view((n - 1) * f, w, c)[start:start + h]
 
 
-def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, core: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, weight: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, int]:
     """The reduced-resolution blur of (H, W, C) ``x`` before upsampling, and the phase
-    ``start`` to upsample it with (see :func:`_upsample`)."""
+    ``start`` to upsample it with (see :func:`_upsample`). With ``weight`` (H, W), ``x`` is a
+    uint8 picture and what is blurred is (x * weight, weight), (H, W, C + 1), as a masked blur
+    needs: the fused CPU kernels then make the reduced copy without a full-size product."""
     # Variances (in full-resolution pixels) add up: the f x f box average contributes
     # (f^2 - 1) / 12, bilinear upsampling by f about f^2 / 6 (a triangle of half-width f),
     # the reduced blur f^2 sigma_r^2. Pick sigma_r so the total is sigma^2.
@@ -262,8 +249,18 @@ def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, core: torch.Tensor 
     k, r = _kernel(math.sqrt(max(var_r, 0.25)))
     # r blocks of padding feed the reduced kernel; one more lets the bilinear
     # upsampling interpolate (never clamp) at the frame's edges.
-    low = _reduce(x, f, r + 1, core)
-    low = _sep_blur(low, k.to(low.device), r, pad=False)  # valid: blocks -1 .. ceil(H/f) (rows), same for columns
+    low = None if weight is None else kernels.weighted_reduce(x, weight, f, r + 1)
+    if low is None:
+        if weight is not None:
+            h, wd, c = x.shape
+            buf = weight.new_empty((h, wd, c + 1))
+            torch.mul(x, weight.unsqueeze(-1), out=buf[:, :, :c])
+            buf[:, :, c] = weight
+            x = buf
+        low = _reduce(x, f, r + 1)
+    blurred = kernels.separable_blur_valid(low, k)
+    # valid: blocks -1 .. ceil(H/f) (rows), same for columns
+    low = blurred if blurred is not None else _sep_blur(low, k.to(low.device), r, pad=False)
     # low[0] is centred on image pixel -f + (f - 1) / 2.
     return low, f - math.ceil((f - 1) / 2.0)
 
@@ -355,15 +352,8 @@ def background_blur_low(x: torch.Tensor, w: torch.Tensor, sigma: float, eps: flo
 
 def _background_low(x: torch.Tensor, w: torch.Tensor, sigma: float, f: int, eps: float
                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    h, wd, c = x.shape
-    core = kernels.weighted_block_means(x, w, f) if x.dtype == torch.uint8 else None
-    if core is not None:  # the full-size pass fused; the edges are read from the picture as needed
-        low, start = _reduced_blur_low(_Weighted(x, w), sigma, f, core)  # type: ignore[arg-type]
-    else:
-        buf = w.new_empty((h, wd, c + 1))
-        torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
-        buf[:, :, c] = w
-        low, start = _reduced_blur_low(buf, sigma, f)
+    c = x.shape[2]
+    low, start = _reduced_blur_low(x, sigma, f, weight=w)
     num, den = low[:, :, :c], low[:, :, c:]
     fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)  # the background's mean colour
     colour = (num + eps * fallback) / (den + eps)

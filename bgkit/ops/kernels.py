@@ -27,7 +27,7 @@ import torch
 log = logging.getLogger(__name__)
 
 __all__ = ["apply_guided", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
-           "soft_alpha", "two_colour_mask", "weighted_block_means"]
+           "separable_blur_valid", "soft_alpha", "two_colour_mask", "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
 
@@ -152,14 +152,27 @@ def blend_upsampled(fg: torch.Tensor, low: torch.Tensor, f: int, start: int, alp
     return torch.from_numpy(out)
 
 
-def weighted_block_means(image: torch.Tensor, weight: torch.Tensor, f: int) -> torch.Tensor | None:
-    """(H // f, W // f, 4) float32: means over f x f blocks of (image * weight, weight), the
-    full-size pass of a bokeh's masked blur (``image`` (H, W, 3) uint8, ``weight`` (H, W))."""
+def weighted_reduce(image: torch.Tensor, weight: torch.Tensor, f: int, pad: int) -> torch.Tensor | None:
+    """(ceil(H / f) + 2 pad, ceil(W / f) + 2 pad, 4) float32: means over f x f blocks of
+    (image * weight, weight) with the edges replicated, the full-size pass of a bokeh's masked
+    blur (``image`` (H, W, 3) uint8, ``weight`` (H, W)); ``bgkit.ops.filters._reduce`` of them."""
     if not _cpu(image, weight) or image.dtype != torch.uint8:
         return None
     h, w = weight.shape
-    out = np.empty((h // f, w // f, 4), np.float32)
-    _k().weighted_block_means(_np(image), _np(weight.float()), int(f), out)
+    out = np.empty((-(-h // f) + 2 * pad, -(-w // f) + 2 * pad, 4), np.float32)
+    _k().weighted_reduce(_np(image), _np(weight.float()), int(f), int(pad), out)
+    return torch.from_numpy(out)
+
+
+def separable_blur_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor | None:
+    """The valid part of the separable blur of (n, m, C) float ``x`` with ``taps`` (2r + 1,):
+    (n - 2r, m - 2r, C), as ``bgkit.ops.filters._sep_blur(x, taps, r, pad=False)``."""
+    if not _cpu(x) or x.dim() != 3:
+        return None
+    r = taps.numel() // 2
+    n, m, c = x.shape
+    out = np.empty((n - 2 * r, m - 2 * r, c), np.float32)
+    _k().separable_blur_valid(_np(x.float()), _np(taps.float()), out)
     return torch.from_numpy(out)
 
 

@@ -92,13 +92,20 @@ def test_blend_upsampled_is_the_upsampled_background():
     _close_pictures(kernels.blend_upsampled(img, low, f, start, p), want)
 
 
-def test_weighted_block_means_are_the_block_means_of_the_weighted_picture():
-    img, p = _scene(60, 84)
+@pytest.mark.parametrize("size", [(60, 84), (61, 83), (5, 7)])
+def test_weighted_reduce_is_reduce_of_the_weighted_picture(size):
+    img, p = _scene(*size)
     buf = torch.cat([img.float() * p[..., None], p[..., None]], dim=-1)
-    for f in (2, 3, 5):
-        h, w = (60 // f) * f, (84 // f) * f
-        want = filters._block_means(buf[:h, :w].contiguous(), f)
-        torch.testing.assert_close(kernels.weighted_block_means(img, p, f), want, atol=1e-3, rtol=1e-5)
+    for f, pad in ((2, 3), (3, 1), (5, 2)):
+        torch.testing.assert_close(kernels.weighted_reduce(img, p, f, pad), filters._reduce(buf, f, pad),
+                                   atol=2e-3, rtol=1e-5)
+
+
+def test_separable_blur_valid_is_sep_blur():
+    x = torch.rand(40, 50, 4) * 255
+    k, r = filters._kernel(1.4)
+    torch.testing.assert_close(kernels.separable_blur_valid(x, k), filters._sep_blur(x, k, r, pad=False),
+                               atol=2e-3, rtol=1e-5)
 
 
 @pytest.mark.parametrize("blur", [0, 3, 4.5])
