@@ -128,23 +128,26 @@ def blend_upsampled(fg, low, f, start, alpha, flip, out):
     h, w = alpha.shape
     delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
     ff = np.float32(f)
-    cols = np.empty(w, np.int64)
-    tcols = np.empty(w, np.float32)
-    for x in range(w):
-        cols[x] = (x + start) // f
-        tcols[x] = (np.float32((x + start) % f) + delta) / ff
+    k_first = start // f
+    k_last = (h - 1 + start) // f + 1
+    hz = np.empty((k_last - k_first + 1, w, 3), np.float32)  # the low rows read, interpolated along
+    for kk in prange(k_last - k_first + 1):
+        k = k_first + kk
+        for x in range(w):
+            m = (x + start) // f
+            tx = (np.float32((x + start) % f) + delta) / ff
+            for c in range(3):
+                hz[kk, x, c] = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * tx
     for y in prange(h):
-        k = (y + start) // f
+        kk = (y + start) // f - k_first
         ty = (np.float32((y + start) % f) + delta) / ff
         for x in range(w):
-            m = cols[x]
-            tx = tcols[x]
             a = alpha[y, x]
             xo = w - 1 - x if flip else x
-            for c in range(3):  # the background's interpolation without torch.lerp's branch (to rounding)
-                top = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * tx
-                bottom = low[k + 1, m, c] + (low[k + 1, m + 1, c] - low[k + 1, m, c]) * tx
-                out[y, xo, c] = _byte(_lerp(top + (bottom - top) * ty, np.float32(fg[y, x, c]), a))
+            for c in range(3):
+                top = hz[kk, x, c]
+                back = top + (hz[kk + 1, x, c] - top) * ty
+                out[y, xo, c] = _byte(_lerp(back, np.float32(fg[y, x, c]), a))
 
 
 @njit(parallel=True, cache=True, nogil=True)
