@@ -143,29 +143,32 @@ def soft_alpha_padded(p: torch.Tensor, on: torch.Tensor, threshold: float, softn
 
 def _dilate_valid(m: torch.Tensor, r: int) -> torch.Tensor:
     """Square dilation by ``r`` of a (..., H, W) bool tensor, the valid part: (..., H - 2r, W - 2r)."""
-    if r == 0:
-        return m
-    n_y, n_x = m.shape[-2] - 2 * r, m.shape[-1] - 2 * r
-    rows = m[..., 0:n_y, :].clone()
-    for k in range(1, 2 * r + 1):
-        rows |= m[..., k:k + n_y, :]
-    out = rows[..., 0:n_x].clone()
-    for k in range(1, 2 * r + 1):
-        out |= rows[..., k:k + n_x]
-    return out
+    return _window_valid(m, r, any_=True)
 
 
 def _erode_valid(m: torch.Tensor, r: int) -> torch.Tensor:
     """Square erosion by ``r`` of a (..., H, W) bool tensor, the valid part."""
+    return _window_valid(m, r, any_=False)
+
+
+def _window_valid(m: torch.Tensor, r: int, any_: bool) -> torch.Tensor:
+    """Any (``any_``) or all of each (2r+1)^2 window of a bool tensor: shifted ORs or ANDs,
+    rows then columns."""
     if r == 0:
         return m
     n_y, n_x = m.shape[-2] - 2 * r, m.shape[-1] - 2 * r
     rows = m[..., 0:n_y, :].clone()
     for k in range(1, 2 * r + 1):
-        rows &= m[..., k:k + n_y, :]
+        if any_:
+            rows |= m[..., k:k + n_y, :]
+        else:
+            rows &= m[..., k:k + n_y, :]
     out = rows[..., 0:n_x].clone()
     for k in range(1, 2 * r + 1):
-        out &= rows[..., k:k + n_x]
+        if any_:
+            out |= rows[..., k:k + n_x]
+        else:
+            out &= rows[..., k:k + n_x]
     return out
 
 

@@ -43,7 +43,6 @@ from numbers import Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..core.checks import check_number
 from . import kernels
