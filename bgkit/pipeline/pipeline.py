@@ -14,8 +14,10 @@ A frame is converted once, at the edge (:func:`bgkit.load_image`, then one tenso
 model's device), and the same tensor flows through the model, the edge refinement
 (:func:`bgkit.ops.refine.refine_t`), the temporal smoothing (streams only,
 :class:`bgkit.TemporalSmoother`) and the compositing (:mod:`bgkit.ops.compositing`'s torch
-cores), so on a GPU everything runs there. Bokeh, replace and cut-out blend with the soft
-alpha; the mask effect draws the binary mask, as BodyPix's ``toMask``/``drawMask`` do.
+cores), so on a GPU everything runs there; on a CPU with numba the full-size per-pixel stages
+run as fused kernels (:mod:`bgkit.ops.kernels`, the same formulas). Bokeh, replace and cut-out
+blend with the soft alpha; the mask effect draws the binary mask, as BodyPix's
+``toMask``/``drawMask`` do.
 
 Settings (:class:`bgkit.EffectSettings`) may change between frames (``pipe.settings = ...`` or
 :meth:`Pipeline.update`, e.g. from sliders); each frame reads them once. A :class:`Stream`
