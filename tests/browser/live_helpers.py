@@ -239,16 +239,22 @@ def check_composite_and_mirror(lab: LabPage, kernel: KernelPeek, shot_prefix: st
     kernel.run("live.effect = 'replace'; live.background_image = None; live.background = (255, 0, 255, 255); "
                "live.edge_blur_amount = 0; live.segmentation_threshold = 0.7; live.flip_horizontal = False")
     wait_fresh_frames(page)
+    before = camera_pixels(page)
     out = canvas_pixels(page)
     cam = camera_pixels(page)
     assert out.shape[:2] == cam.shape[:2] == (SIZE[1], SIZE[0])
     bg = near(out, MAGENTA)
     assert 0.15 < bg.mean() < 0.9, f"background share {bg.mean():.2f}"
     assert near(marker_patch(out, mirrored=False), MAGENTA).mean() > 0.9, "the marker corner is background"
-    # person pixels keep the camera's colours (the camera has moved on by a frame or two: loose bound)
+    # person pixels keep the camera's colours. The picture shows a frame a round trip old and the
+    # camera has moved on since, so compare where the camera held still between two grabs around
+    # the picture's (the moving parts differ by however far the loop lags; a loose bound all the same).
     person = ~near(out, MAGENTA, tol=90)
     inner = person & np.roll(person, 6, 0) & np.roll(person, -6, 0) & np.roll(person, 6, 1) & np.roll(person, -6, 1)
     assert inner.mean() > 0.1
+    still = np.abs(cam.astype(int) - before.astype(int)).max(axis=-1) <= 12
+    if (inner & still).mean() > 0.05:
+        inner &= still
     diff = np.abs(out[..., :3][inner].astype(int) - cam[inner].astype(int)).mean()
     assert diff < 25, f"person pixels differ from the camera by {diff:.1f} on average"
     lab.screenshot(f"{shot_prefix}-replace-magenta.png", center(page.locator(".bgkit-live").first))
