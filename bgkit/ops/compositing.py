@@ -271,13 +271,14 @@ def draw_mask_t(image: torch.Tensor, mask_rgba: torch.Tensor, opacity: float, bl
 def bokeh_t(image: torch.Tensor, person: torch.Tensor, background_blur: float, edge_blur: float,
             flip: bool = False) -> torch.Tensor:
     """The background blurred around the sharp person, see :func:`draw_bokeh_effect`."""
-    x = image.float()
-    if background_blur > 0 and edge_blur == 0 and kernels.available() and image.dtype == torch.uint8:
+    if (background_blur > 0 and edge_blur == 0 and image.dtype == torch.uint8 and image.device.type == "cpu"
+            and kernels.available()):
         low = background_blur_low(image, 1.0 - person, background_blur)
         if low is not None:  # the background's upsampling fused into the blend
             fast = kernels.blend_upsampled(image, low[0], low[1], low[2], person, flip)
             if fast is not None:
                 return fast
+    x = image.float()
     if background_blur > 0:
         bg, den = background_blur_hwc(x, 1.0 - person, background_blur, weights_out=edge_blur == background_blur)
     else:
@@ -306,8 +307,7 @@ def replace_t(image: torch.Tensor, person: torch.Tensor, background: torch.Tenso
     else:
         bg = background
     alpha = blur_hwc(person.unsqueeze(-1), edge_blur) if edge_blur > 0 else person
-    fast = kernels.blend(image if foreground is None else foreground, alpha.reshape(alpha.shape[:2]),
-                         bg if isinstance(bg, torch.Tensor) else torch.as_tensor(bg), flip,
+    fast = kernels.blend(image if foreground is None else foreground, alpha.reshape(alpha.shape[:2]), bg, flip,
                          1.0 if foreground is None else 255.0)
     if fast is not None:
         return fast
