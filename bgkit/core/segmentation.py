@@ -112,7 +112,7 @@ def soft_alpha_padded(p: torch.Tensor, on: torch.Tensor, threshold: float, softn
     pixels that are "person"). Returns (..., H, W). The margin holds the neighbours the slope
     (central differences) and the edge test (within ``ceil(softness / 2)`` pixels) read, so a
     tile of a frame with its margin gives exactly the pixels the whole frame would (edge pixels
-    replicated outside the frame): the pipeline computes the alpha only on tiles near the edge."""
+    replicated outside the frame)."""
     import torch
 
     h = int(math.ceil(softness / 2.0)) + 1

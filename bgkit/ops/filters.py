@@ -250,13 +250,7 @@ def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, weight: torch.Tenso
     # upsampling interpolate (never clamp) at the frame's edges.
     low = None if weight is None else kernels.weighted_reduce(x, weight, f, r + 1)
     if low is None:
-        if weight is not None:
-            h, wd, c = x.shape
-            buf = weight.new_empty((h, wd, c + 1))
-            torch.mul(x, weight.unsqueeze(-1), out=buf[:, :, :c])
-            buf[:, :, c] = weight
-            x = buf
-        low = _reduce(x, f, r + 1)
+        low = _reduce(x if weight is None else _weighted(x, weight), f, r + 1)
     blurred = kernels.separable_blur_valid(low, k)
     # valid: blocks -1 .. ceil(H/f) (rows), same for columns
     low = blurred if blurred is not None else _sep_blur(low, k.to(low.device), r, pad=False)
@@ -284,6 +278,16 @@ def blur_hwc(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _blur_reduced(x, sigma, f)
 
 
+def _weighted(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(H, W, C + 1) float32: ``x * w`` (``x`` (H, W, C), uint8 or float) with the weights ``w``
+    (H, W) as the last channel -- what a normalised convolution blurs."""
+    h, wd, c = x.shape
+    buf = w.new_empty((h, wd, c + 1), dtype=torch.float32)
+    torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
+    buf[:, :, c] = w
+    return buf
+
+
 def masked_blur_hwc(
     x: torch.Tensor, w: torch.Tensor, sigma: float, eps: float = MASKED_BLUR_EPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,11 +296,8 @@ def masked_blur_hwc(
     Returns ``((blur(x w) + eps x) / (blur(w) + eps), blur(w))``, shapes (H, W, C) and (H, W).
     The torch core of :func:`masked_blur`.
     """
-    h, wd, c = x.shape
-    buf = x.new_empty((h, wd, c + 1))
-    torch.mul(x, w.unsqueeze(-1), out=buf[:, :, :c])
-    buf[:, :, c] = w
-    y = blur_hwc(buf, sigma)
+    c = x.shape[2]
+    y = blur_hwc(_weighted(x, w), sigma)
     den = y[:, :, c:]
     out = torch.add(y[:, :, :c], x, alpha=eps).div_(den + eps)
     return out, den[:, :, 0]

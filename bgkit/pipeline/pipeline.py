@@ -247,18 +247,12 @@ class Pipeline:
         if smoother is not None and s.temporal_smoothing:
             smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis, motion_gate=s.temporal_motion_gate or None)
             p, mask = smoother.step(p, threshold)
-            fast = None if matting else kernels.soft_alpha(p, threshold, s.edge_softness, mask)
-            alpha = p if matting else (fast[1] if fast is not None else stream_alpha(p, mask, threshold, s.edge_softness))
+            alpha = p if matting else _mask_and_alpha(p, threshold, s.edge_softness, mask)[1]
             timings["smooth"] = (time.perf_counter() - t1) * 1000.0
         else:
             if smoother is not None:
                 smoother.reset()
-            fast = None if matting else kernels.soft_alpha(p, threshold, s.edge_softness)
-            if fast is not None:
-                mask, alpha = fast
-            else:
-                mask = p > threshold
-                alpha = p if matting else soft_alpha(p, threshold, s.edge_softness)
+            mask, alpha = (p > threshold, p) if matting else _mask_and_alpha(p, threshold, s.edge_softness)
             timings["alpha"] = (time.perf_counter() - t1) * 1000.0
         part_ids = out.part_ids
         if s.people != "all":
@@ -291,6 +285,18 @@ class Pipeline:
         background = (self._background(s.background_image, h, w, frame.device)
                       if s.effect == "replace" and s.background_image is not None else None)
         return draw(frame, seg, s, background)
+
+
+def _mask_and_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask, soft alpha) of a probability: ``p > threshold`` (or a stream's hysteresis ``mask``)
+    and :func:`bgkit.soft_alpha`, by the fused CPU kernel where it runs, else by torch."""
+    fast = kernels.soft_alpha(p, threshold, softness, mask)
+    if fast is not None:
+        return fast
+    if mask is None:
+        return p > threshold, soft_alpha(p, threshold, softness)
+    return mask, stream_alpha(p, mask, threshold, softness)
 
 
 def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: torch.Tensor | None = None) -> np.ndarray:

@@ -3,6 +3,8 @@ rounding, pictures to one grey level; every effect through the pipeline with and
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 pytest.importorskip("numba", reason="the kernels need numba (pip install 'bgkit[fast]')")
+if os.environ.get("BGKIT_NO_NUMBA", "").strip() not in ("", "0"):
+    pytest.skip("BGKIT_NO_NUMBA is set: the kernels are off, nothing to compare", allow_module_level=True)
 
 from bgkit.core.segmentation import soft_alpha  # noqa: E402
 from bgkit.ops import compositing as C  # noqa: E402
