@@ -58,6 +58,36 @@ def apply_guided(ab, y0, y1, wy, x0, x1, wx, rgb, q):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def apply_matting(coef, y0, y1, wy, x0, x1, wx, rgb, fgr, pha):
+    """RVM's full-resolution end: the coefficients ``coef`` (8, h, w) (``A`` then ``b`` for r, g, b,
+    grey) interpolated bilinearly as in :func:`apply_guided` and applied to ``I`` = ``rgb`` (H, W, 3)
+    uint8 / 255 and its grey ``(r + g + b) / 3``: ``fgr = clamp(A I + b + I, 0, 1)`` (H, W, 3) and
+    ``pha = clamp(A_g grey + b_g, 0, 1)`` (H, W), float32."""
+    hh, ww = pha.shape
+    wl = coef.shape[2]
+    for y in prange(hh):
+        row = np.empty((8, wl), np.float32)
+        i0, i1, fy = y0[y], y1[y], wy[y]
+        for k in range(8):
+            for x in range(wl):
+                row[k, x] = coef[k, i0, x] + (coef[k, i1, x] - coef[k, i0, x]) * fy
+        for x in range(ww):
+            i, j, f = x0[x], x1[x], wx[x]
+            r = np.float32(rgb[y, x, 0]) / _255
+            g = np.float32(rgb[y, x, 1]) / _255
+            b = np.float32(rgb[y, x, 2]) / _255
+            grey = (r + g + b) / np.float32(3.0)
+            for k in range(3):
+                v = r if k == 0 else (g if k == 1 else b)
+                a = row[k, i] + (row[k, j] - row[k, i]) * f
+                c = row[k + 4, i] + (row[k + 4, j] - row[k + 4, i]) * f
+                fgr[y, x, k] = min(max(a * v + c + v, _ZERO), _ONE)
+            a = row[3, i] + (row[3, j] - row[3, i]) * f
+            c = row[7, i] + (row[7, j] - row[7, i]) * f
+            pha[y, x] = min(max(a * grey + c, _ZERO), _ONE)
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def threshold_into(q, t, on):
     """``on = q > t``."""
     h, w = q.shape

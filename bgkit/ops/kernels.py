@@ -26,7 +26,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
            "separable_blur_valid", "soft_alpha", "two_colour_mask", "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
@@ -95,6 +95,21 @@ def apply_guided(ab: torch.Tensor, frame: torch.Tensor) -> torch.Tensor | None:
     q = np.empty((h, w), np.float32)
     _k().apply_guided(_np(ab[0].float()), y0, y1, wy, x0, x1, wx, _np(frame), q)
     return torch.from_numpy(q)
+
+
+def apply_matting(coef: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """RVM's guided-filter coefficients ``coef`` (1, 8, h, w) upsampled bilinearly to the (H, W, 3)
+    uint8 ``frame`` and applied to it: ``(fgr, pha)``, (H, W, 3) RGB and (H, W), float32 0..1;
+    :func:`bgkit.models.rvm.net.apply_coefficients` in one pass."""
+    if not _cpu(coef, frame) or frame.dtype != torch.uint8 or coef.dim() != 4 or coef.shape[:2] != (1, 8):
+        return None
+    h, w = frame.shape[:2]
+    hl, wl = coef.shape[-2:]
+    y0, y1, wy = _columns(h, hl)
+    x0, x1, wx = _columns(w, wl)
+    fgr, pha = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
+    _k().apply_matting(_np(coef[0].float()), y0, y1, wy, x0, x1, wx, _np(frame), fgr, pha)
+    return torch.from_numpy(fgr), torch.from_numpy(pha)
 
 
 def soft_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None

@@ -65,6 +65,20 @@ def test_apply_guided_is_apply_coefficients(size):
     torch.testing.assert_close(kernels.apply_guided(ab, img), want, atol=2e-6, rtol=0)
 
 
+@pytest.mark.parametrize("size", [(48, 64), (61, 83), (13, 17), (7, 5)])
+def test_apply_matting_is_rvms_full_resolution_end(size):
+    from bgkit.models.rvm.net import apply_coefficients as rvm_apply
+
+    img, _ = _scene(*size)
+    coef = torch.randn(1, 8, 13, 17) * 0.4 + 0.2  # the same size as the frame in one case: no resize
+    fgr, pha = rvm_apply(img.permute(2, 0, 1)[None].float().div(255.0), coef)
+    got_fgr, got_pha = kernels.apply_matting(coef, img)
+    assert got_fgr.shape == (*size, 3) and got_pha.shape == size
+    torch.testing.assert_close(got_fgr, fgr[0].permute(1, 2, 0), atol=2e-6, rtol=0)
+    torch.testing.assert_close(got_pha, pha[0, 0], atol=2e-6, rtol=0)
+    assert kernels.apply_matting(coef[:, :4], img) is None  # not RVM's coefficients: torch's business
+
+
 @settings(max_examples=60, deadline=None)
 @given(probs=arrays(np.float32, st.tuples(st.integers(2, 16), st.integers(2, 16)), elements=st.floats(0, 1, width=32)),
        threshold=st.floats(0.05, 0.95), softness=st.floats(0.1, 6), given_mask=st.booleans())

@@ -43,9 +43,9 @@ colour estimates by masked blur; lower on every photo).
 """
 
 from .net import RobustVideoMatting, default_downsample_ratio, load_rvm_onnx, low_res_size, state_shapes
-from .segmenter import DEFAULT_THRESHOLD, RVM_FILE, RVMAtRatio, RVMSegmenter, downsample_ratio, rvm_model_path
+from .segmenter import DEFAULT_THRESHOLD, RVM_FILE, RVMLowRes, RVMSegmenter, downsample_ratio, rvm_model_path
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "RVMAtRatio", "RVMSegmenter", "RVM_FILE", "RobustVideoMatting", "default_downsample_ratio",
+    "DEFAULT_THRESHOLD", "RVMLowRes", "RVMSegmenter", "RVM_FILE", "RobustVideoMatting", "default_downsample_ratio",
     "downsample_ratio", "load_rvm_onnx", "low_res_size", "rvm_model_path", "state_shapes",
 ]

@@ -33,7 +33,7 @@ state is expanded, as in the graph). The states depend on ``r`` and the frame si
 **Numerics.** Against ONNX Runtime (CPU) running the original file, alpha and foreground agree
 within 3e-5 (tests/models/rvm/test_rvm_net.py). Three details follow ONNX Runtime for that:
 global average pools sum sequentially (:func:`_global_avg_pool`), the first resize uses its
-coordinates and output size exactly (:func:`_downsample`), and the ratio is a float32.
+coordinates and output size exactly (:func:`downsample`), and the ratio is a float32.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ __all__ = [
     "STD",
     "STATE_CHANNELS",
     "RobustVideoMatting",
+    "apply_coefficients",
+    "downsample",
     "default_downsample_ratio",
     "load_rvm_onnx",
     "low_res_size",
@@ -248,8 +250,8 @@ def _resize_like_ort(x: torch.Tensor, size: tuple[int, int], scales: tuple[float
     return out + (dx2 * dy1) * g[:, :, oh:, :ow] + (dx1 * dy1) * g[:, :, oh:, ow:]
 
 
-def _downsample(src: torch.Tensor, r: float) -> torch.Tensor:
-    """Bilinear resize by ``r`` to :func:`low_res_size`, exactly as the graph's first ``Resize`` (the
+def downsample(src: torch.Tensor, r: float) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 3, h, w): bilinear resize by ``r`` (a float32) to :func:`low_res_size`, exactly as the graph's first ``Resize`` (the
     first convolution amplifies one-ulp coordinate differences ~100x). Exported as ``Resize``."""
     if _exporting():
         return F.interpolate(src, scale_factor=r, mode="bilinear", align_corners=False)
@@ -310,26 +312,27 @@ class _DeepGuidedFilter(nn.Module):
         self.conv2 = nn.Conv2d(hidden, hidden, 1)  # BN folded
         self.conv3 = nn.Conv2d(hidden, 4, 1)
 
-    def forward(self, src: torch.Tensor, src_lr: torch.Tensor, y_lr: torch.Tensor, hid_lr: torch.Tensor,
-                same_size: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Foreground residual (N, 3, H, W) and alpha (N, 1, H, W), not clamped.
-
-        ``src`` (N, 3, H, W), ``src_lr`` (N, 3, h, w), ``y_lr`` (N, 4, h, w), ``hid_lr`` (N, 16, h, w);
-        ``same_size``: ratio 1 (no resize). ``A`` and ``b`` are split rgb / grey at low resolution,
-        so no 4-channel full-resolution tensor is made; element by element it is the graph's arithmetic.
-        """
+    def coefficients(self, src_lr: torch.Tensor, y_lr: torch.Tensor, hid_lr: torch.Tensor) -> torch.Tensor:
+        """The filter's coefficients at low resolution, (N, 8, h, w): ``A`` for r, g, b, grey, then ``b``
+        for r, g, b, grey. ``src_lr`` (N, 3, h, w), ``y_lr`` (N, 4, h, w), ``hid_lr`` (N, 16, h, w)."""
         x = torch.cat([src_lr, _grey(src_lr)], 1)
         mean_x, mean_y = self.box(x), self.box(y_lr)
         cov_xy = self.box(x * y_lr) - mean_x * mean_y
         var_x = self.box(x * x) - mean_x * mean_x
         a = torch.relu(self.conv1(torch.cat([cov_xy, var_x, hid_lr], 1)))
         a = self.conv3(torch.relu(self.conv2(a)))
-        b = mean_y - a * mean_x
-        coef = [*a.split([3, 1], 1), *b.split([3, 1], 1)]
-        if not same_size:
-            size = (src.shape[2], src.shape[3])
-            coef = [F.interpolate(c, size=size, mode="bilinear", align_corners=False) for c in coef]
-        a_rgb, a_grey, b_rgb, b_grey = coef
+        return torch.cat([a, mean_y - a * mean_x], 1)
+
+    @staticmethod
+    def apply(src: torch.Tensor, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Foreground residual (N, 3, H, W) and alpha (N, 1, H, W), not clamped: ``coef`` (N, 8, h, w)
+        resized bilinearly to ``src`` (N, 3, H, W; not resized at the same size) and applied to it
+        and its grey. Split rgb / grey, so no 4-channel full-resolution tensor is made; element by
+        element it is the graph's arithmetic."""
+        size = (src.shape[2], src.shape[3])
+        if tuple(coef.shape[2:]) != size:
+            coef = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
+        a_rgb, a_grey, b_rgb, b_grey = coef.split([3, 1, 3, 1], 1)
         return a_rgb * src + b_rgb, a_grey * _grey(src) + b_grey
 
 
@@ -389,7 +392,22 @@ class RobustVideoMatting(nn.Module):
         r = _f32(downsample_ratio)
         if not 0.0 < r <= 1.0:
             raise ValueError(f"downsample_ratio must be in (0, 1]; got {downsample_ratio!r}")
-        src_lr = src if r == 1.0 else _downsample(src, r)
+        src_lr = src if r == 1.0 else downsample(src, r)
+        coef, r1, r2, r3, r4 = self.low_res(src_lr, r1, r2, r3, r4)
+        return (*apply_coefficients(src, coef), r1, r2, r3, r4)
+
+    def low_res(
+        self,
+        src_lr: torch.Tensor,
+        r1: torch.Tensor | None = None,
+        r2: torch.Tensor | None = None,
+        r3: torch.Tensor | None = None,
+        r4: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything at low resolution: ``src_lr`` (N, 3, h, w) RGB 0..1, the frame already resized
+        by the ratio -> the guided filter's coefficients (N, 8, h, w) (see
+        :meth:`_DeepGuidedFilter.coefficients`; :func:`apply_coefficients` brings them to the frame)
+        and the new states. :meth:`forward` is ``low_res`` then ``apply_coefficients``."""
         x = (src_lr - self.mean) / self.std
         feats = []
         for i, block in enumerate(self.encoder):
@@ -405,8 +423,14 @@ class RobustVideoMatting(nn.Module):
         x, r2 = self.up2(x, f2, s2, r2)
         x, r1 = self.up1(x, f1, s1, r1)
         hid = self.out_block(x, src_lr)
-        fgr_residual, pha = self.refiner(src, src_lr, self.project(hid), hid, r == 1.0)
-        return (fgr_residual + src).clamp(0.0, 1.0), pha.clamp(0.0, 1.0), r1, r2, r3, r4
+        return self.refiner.coefficients(src_lr, self.project(hid), hid), r1, r2, r3, r4
+
+
+def apply_coefficients(src: torch.Tensor, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full-resolution end of RVM: ``src`` (N, 3, H, W) RGB 0..1 and the coefficients of
+    :meth:`RobustVideoMatting.low_res` -> ``(fgr, pha)``, (N, 3, H, W) and (N, 1, H, W), in 0..1."""
+    fgr_residual, pha = _DeepGuidedFilter.apply(src, coef)
+    return (fgr_residual + src).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------

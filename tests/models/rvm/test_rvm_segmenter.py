@@ -177,23 +177,29 @@ def test_fast_backend_matches_eager_with_the_state_carried(backend, export_dir, 
     worst = 0.0
     states = {"eager": None, "fast": None}
     with torch.inference_mode():
-        for rgb in small_dance_frames(4):  # 427x240 at 0.5: the network sees what it sees at 0.25 of the clip
-            x = frame_tensor(rgb, eager.device)[1]
+        # 427x240 at 0.5: the network sees what it sees at 0.25 of the clip; the full-size end
+        # fused over the uint8 frame (the pipeline's way) and by torch, in turn
+        for i, rgb in enumerate(small_dance_frames(4)):
+            u8, x = frame_tensor(rgb, eager.device)
             a = eager.infer(x, "medium", states["eager"])
-            b = fast.infer(x, "medium", states["fast"])
+            b = fast.infer(x, "medium", states["fast"], frame_u8=u8 if i % 2 else None)
             states = {"eager": a.state, "fast": b.state}
             pairs = [(a.full, b.full), (a.foreground, b.foreground), *zip(a.state, b.state)]
             worst = max(worst, *(float((p - q).abs().max()) for p, q in pairs))
+        # another ratio, the same export
+        a, b = eager.infer(x, "low", None), fast.infer(x, "low", None, frame_u8=u8)
+        worst = max(worst, float((a.full - b.full).abs().max()), float((a.foreground - b.foreground).abs().max()))
     assert worst <= BACKEND_TOL, f"{backend}: {worst:.2e} from eager"
     if backend in ("onnxruntime", "openvino"):
-        assert [p.name.split("-")[0] for p in export_dir.glob("*.onnx")] == ["rvm_r0.5"]  # one export, reused
+        assert [p.name.split("-")[0] for p in export_dir.glob("*.onnx")] == ["rvm_lowres"]  # one export, reused
 
 
 @pytest.mark.data
 @pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime and onnx (pip install 'bgkit[fast]')")
 def test_onnxruntime_at_a_ratio_whose_size_rounds_up(export_dir, monkeypatch):
-    """1000 px at 0.48: 480 px by ONNX Runtime's rule (float32 product), where shape inference on
-    pinned dimensions says 479 (the reason RVM's sessions are not pinned)."""
+    """1000 px at 0.48: 480 px by ONNX Runtime's rule (float32 product; where shape inference on
+    pinned dimensions said 479 when the resize was in the graph): the frame is resized by bgkit,
+    exactly as the graph does, and the export sees the low-resolution image."""
     monkeypatch.setenv("BGKIT_ONNX_CACHE_DIR", str(export_dir))
     eager = rvm_segmenter("eager")
     fast = RVMSegmenter(get_spec("rvm"), eager.module, torch.device("cpu"), backend="onnxruntime")
