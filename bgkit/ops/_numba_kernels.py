@@ -88,6 +88,26 @@ def apply_matting(coef, y0, y1, wy, x0, x1, wx, rgb, fgr, pha):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def resize_taps(rgb, y1, y2, wy2, wy1, x1, x2, wx2, wx1, out):
+    """Bilinear resize of ``rgb`` (H, W, 3) uint8 / 255 to ``out`` (3, h, w) float32 with given
+    taps (rows ``y1``, ``y2`` with the weights of ``y2`` and of ``y1``; columns alike), summed as
+    ``((w11 v11 + w12 v12) + w21 v21) + w22 v22``: bit for bit the arithmetic of
+    :func:`bgkit.models.rvm.net.downsample` on the float frame."""
+    _, hh, ww = out.shape
+    for y in prange(hh):
+        a, b, fa, fb = y1[y], y2[y], wy1[y], wy2[y]
+        for x in range(ww):
+            i, j, gi, gj = x1[x], x2[x], wx1[x], wx2[x]
+            w11, w12, w21, w22 = gi * fa, gj * fa, gi * fb, gj * fb
+            for k in range(3):
+                v11 = np.float32(rgb[a, i, k]) / _255
+                v12 = np.float32(rgb[a, j, k]) / _255
+                v21 = np.float32(rgb[b, i, k]) / _255
+                v22 = np.float32(rgb[b, j, k]) / _255
+                out[k, y, x] = ((w11 * v11 + w12 * v12) + w21 * v21) + w22 * v22
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def threshold_into(q, t, on):
     """``on = q > t``."""
     h, w = q.shape

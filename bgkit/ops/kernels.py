@@ -26,7 +26,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout", "resize_taps",
            "separable_blur_valid", "soft_alpha", "two_colour_mask", "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
@@ -110,6 +110,17 @@ def apply_matting(coef: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor
     fgr, pha = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
     _k().apply_matting(_np(coef[0].float()), y0, y1, wy, x0, x1, wx, _np(frame), fgr, pha)
     return torch.from_numpy(fgr), torch.from_numpy(pha)
+
+
+def resize_taps(frame: torch.Tensor, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]) -> torch.Tensor | None:
+    """The (H, W, 3) uint8 ``frame`` / 255 resized bilinearly with the given taps (each axis: source
+    indices ``i1``, ``i2`` (int64), the weights of ``i2`` and of ``i1`` (float32)), as (1, 3, h, w)
+    float32: bit for bit :func:`bgkit.models.rvm.net.downsample` of the float frame."""
+    if not _cpu(frame) or frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
+        return None
+    out = np.empty((3, len(rows[0]), len(cols[0])), np.float32)
+    _k().resize_taps(_np(frame), *rows, *cols, out)
+    return torch.from_numpy(out).unsqueeze(0)
 
 
 def soft_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None

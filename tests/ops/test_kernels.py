@@ -79,6 +79,18 @@ def test_apply_matting_is_rvms_full_resolution_end(size):
     assert kernels.apply_matting(coef[:, :4], img) is None  # not RVM's coefficients: torch's business
 
 
+@pytest.mark.parametrize(("size", "ratio"), [((480, 640), 0.25), ((240, 427), 0.5), ((61, 83), 0.48), ((7, 5), 0.3)])
+def test_resize_taps_is_rvms_downsample_bit_for_bit(size, ratio):
+    from bgkit.models.rvm.net import downsample, downsample_taps
+
+    img, _ = _scene(*size)
+    r = float(np.float32(ratio))
+    want = downsample(img.permute(2, 0, 1)[None].float().div(255.0), r)
+    got = kernels.resize_taps(img, *downsample_taps(*size, r))
+    assert got.shape == want.shape
+    assert torch.equal(got, want)  # the first convolution amplifies one-ulp differences
+
+
 @settings(max_examples=60, deadline=None)
 @given(probs=arrays(np.float32, st.tuples(st.integers(2, 16), st.integers(2, 16)), elements=st.floats(0, 1, width=32)),
        threshold=st.floats(0.05, 0.95), softness=st.floats(0.1, 6), given_mask=st.booleans())

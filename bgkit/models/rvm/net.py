@@ -38,6 +38,7 @@ coordinates and output size exactly (:func:`downsample`), and the ratio is a flo
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +57,7 @@ __all__ = [
     "RobustVideoMatting",
     "apply_coefficients",
     "downsample",
+    "downsample_taps",
     "default_downsample_ratio",
     "load_rvm_onnx",
     "low_res_size",
@@ -234,6 +236,15 @@ def _taps(n_in: int, n_out: int, scale: float, device: torch.device) -> tuple[to
     i2 = (i1 + 1).clamp(max=n_in - 1)
     edge = i1 == i2
     return i1, i2, (c - i1).abs().masked_fill(edge, 0.5), (c - i2).abs().masked_fill(edge, 0.5)
+
+
+@functools.lru_cache(maxsize=16)
+def downsample_taps(height: int, width: int, r: float) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """The taps of :func:`downsample` for a ``height`` x ``width`` frame, rows then columns, each as
+    numpy ``(i1, i2, weight of i2, weight of i1)`` (for :func:`bgkit.ops.kernels.resize_taps`)."""
+    oh, ow = low_res_size(height, width, r)
+    cpu = torch.device("cpu")
+    return (tuple(t.numpy() for t in _taps(height, oh, r, cpu)), tuple(t.numpy() for t in _taps(width, ow, r, cpu)))
 
 
 def _resize_like_ort(x: torch.Tensor, size: tuple[int, int], scales: tuple[float, float]) -> torch.Tensor:

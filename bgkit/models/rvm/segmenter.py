@@ -53,7 +53,7 @@ from ..downloads import ModelFile, cached_path, is_cached, model_file_path
 from ..registry import ModelSpec, WeightsUnavailableError, local_weights_file, register
 from ..segmenter import ModelOutput, Segmenter
 from .net import (MEAN, STD, RobustVideoMatting, apply_coefficients, default_downsample_ratio, downsample,
-                  load_rvm_onnx, low_res_size, state_shapes)
+                  downsample_taps, load_rvm_onnx, low_res_size, state_shapes)
 
 __all__ = ["DEFAULT_THRESHOLD", "LICENCE", "RVMLowRes", "RVMSegmenter", "RVM_FILE", "downsample_ratio",
            "rvm_model_path"]
@@ -207,7 +207,11 @@ class RVMSegmenter(Segmenter):
             foreground, alpha = fgr[0].permute(1, 2, 0), pha[0, 0]
         else:
             r = float(np.float32(ratio))  # as the network takes it
-            src_lr = frame01 if r == 1.0 else downsample(frame01, r)
+            src_lr = frame01 if r == 1.0 else None
+            if src_lr is None and frame_u8 is not None and frame01.shape[0] == 1:
+                src_lr = kernels.resize_taps(frame_u8, *downsample_taps(h, w, r))
+            if src_lr is None:
+                src_lr = downsample(frame01, r)
             coef, *new = self._fast_runner()(src_lr, *state)
             coef = coef.to(self.device)
             timings["model"] = (time.perf_counter() - t0) * 1000.0
