@@ -64,19 +64,47 @@ const compat = {
 // has. composeMatte must draw what bgkit.live.matte.compose_matte draws (the pipeline's own
 // drawing, bgkit.pipeline.draw): a browser test holds the two to a small tolerance.
 
+// Per-pixel buffers and canvases are kept between frames (a frame allocated ~10 MB of typed arrays
+// and three canvases, and the garbage collector took 2-3 ms a frame). Everything here runs
+// synchronously and its result is used before the next call: a picture composeMatte returns is
+// valid until it is called again.
+const SCRATCH = new Map();
+function scratch(name, Type, n) {
+  let b = SCRATCH.get(name);
+  if (!b || b.length !== n || !(b instanceof Type)) { b = new Type(n); SCRATCH.set(name, b); }
+  return b;
+}
+function scratchCanvas(name, W, H) {
+  let c = SCRATCH.get(name);
+  if (!c) { c = new OffscreenCanvas(W, H); SCRATCH.set(name, c); }
+  else if (c.width !== W || c.height !== H) { c.width = W; c.height = H; }
+  return c;
+}
+
+// Sample positions and weights along one axis (torch's align_corners=False, edges clamped).
+function axisTaps(n, size) {
+  const key = `taps ${n} ${size}`;
+  let t = SCRATCH.get(key);
+  if (t) return t;
+  const i0 = new Int32Array(size), i1 = new Int32Array(size), l = new Float32Array(size), s = n / size;
+  for (let x = 0; x < size; x++) {
+    let src = (x + 0.5) * s - 0.5;
+    if (src < 0) src = 0;
+    const i = Math.floor(src);
+    i0[x] = i; i1[x] = i < n - 1 ? i + 1 : i; l[x] = Math.min(Math.max(src - i, 0), 1);
+  }
+  t = { i0, i1, l };
+  SCRATCH.set(key, t);
+  return t;
+}
+
 // Bilinear scaling of an (mh, mw) byte matte to (H, W), pixel centres aligned and edges clamped
 // (torch's align_corners=False), in byte units.
 function upsampleMatte(matte, mw, mh, W, H) {
-  const up = new Float32Array(W * H);
-  const sx = mw / W, sy = mh / H;
-  const x0 = new Int32Array(W), x1 = new Int32Array(W), lx = new Float32Array(W);
-  for (let x = 0; x < W; x++) {
-    let src = (x + 0.5) * sx - 0.5;
-    if (src < 0) src = 0;
-    const i = Math.floor(src);
-    x0[x] = i; x1[x] = i < mw - 1 ? i + 1 : i; lx[x] = Math.min(Math.max(src - i, 0), 1);
-  }
-  const row0 = new Float32Array(W), row1 = new Float32Array(W);
+  const up = scratch("up", Float32Array, W * H);
+  const { i0: x0, i1: x1, l: lx } = axisTaps(mw, W);
+  const { i0: y0, i1: y1, l: wy } = axisTaps(mh, H);
+  const row0 = scratch("row0", Float32Array, W), row1 = scratch("row1", Float32Array, W);
   let cached0 = -1, cached1 = -1;
   const fillRow = (row, y) => {
     const o = y * mw;
@@ -86,9 +114,7 @@ function upsampleMatte(matte, mw, mh, W, H) {
     }
   };
   for (let y = 0; y < H; y++) {
-    let src = (y + 0.5) * sy - 0.5;
-    if (src < 0) src = 0;
-    const j = Math.floor(src), j1 = j < mh - 1 ? j + 1 : j, ly = Math.min(Math.max(src - j, 0), 1);
+    const j = y0[y], j1 = y1[y], ly = wy[y];
     if (cached0 !== j) { fillRow(row0, j); cached0 = j; }
     if (cached1 !== j1) { fillRow(row1, j1); cached1 = j1; }
     const o = y * W;
@@ -103,10 +129,11 @@ function upsampleMatte(matte, mw, mh, W, H) {
 // as bgkit's blurs do. Returns straight-alpha RGBA bytes.
 function canvasBlur(rgba, W, H, sigma) {
   const pad = Math.ceil(3 * sigma) + 1;
-  const src = new OffscreenCanvas(W, H);
+  const src = scratchCanvas("blur src", W, H);
   src.getContext("2d").putImageData(new ImageData(rgba, W, H), 0, 0);
-  const big = new OffscreenCanvas(W + 2 * pad, H + 2 * pad);
+  const big = scratchCanvas("blur big", W + 2 * pad, H + 2 * pad);
   const b = big.getContext("2d");
+  b.clearRect(0, 0, big.width, big.height);  // kept from the last frame: draw onto nothing
   b.imageSmoothingEnabled = false;
   b.drawImage(src, pad, pad);
   b.drawImage(src, 0, 0, 1, H, 0, pad, pad, H);
@@ -117,49 +144,58 @@ function canvasBlur(rgba, W, H, sigma) {
   b.drawImage(src, W - 1, 0, 1, 1, pad + W, 0, pad, pad);
   b.drawImage(src, 0, H - 1, 1, 1, 0, pad + H, pad, pad);
   b.drawImage(src, W - 1, H - 1, 1, 1, pad + W, pad + H, pad, pad);
-  const out = new OffscreenCanvas(W, H);
+  const out = scratchCanvas("blur out", W, H);
   const o = out.getContext("2d", { willReadFrequently: true });
+  o.clearRect(0, 0, W, H);
   o.filter = `blur(${sigma}px)`;
   o.drawImage(big, -pad, -pad);
+  o.filter = "none";
   return o.getImageData(0, 0, W, H).data;
 }
 
 // The alpha blurred by `sigma` px (edge_blur_amount), as 0..1 floats.
 function blurAlpha(alpha, W, H, sigma) {
-  const n = W * H, rgba = new Uint8ClampedArray(n * 4);
+  const n = W * H, rgba = scratch("blur alpha in", Uint8ClampedArray, n * 4);
   for (let i = 0; i < n; i++) { rgba[i * 4 + 3] = Math.round(alpha[i] * 255); }
   const blurred = canvasBlur(rgba, W, H, sigma);
-  const out = new Float32Array(n);
+  const out = scratch("blur alpha out", Float32Array, n);
   for (let i = 0; i < n; i++) out[i] = blurred[i * 4 + 3] / 255;
   return out;
 }
 
 const lerpByte = (bg, fg, a) => Math.trunc(Math.min(Math.max(bg + a * (fg - bg), 0), 255) + 0.5);
 
+// lerpByte of every byte value towards colour c (3 channels) by weight w, as a 768-byte table
+// (the mask's two classes each blend by one weight: one lookup per channel instead of a lerp).
+function lerpTable(name, c, w) {
+  const t = scratch(name, Uint8Array, 768);
+  for (let k = 0; k < 3; k++) for (let v = 0; v < 256; v++) t[k * 256 + v] = w === 0 ? v : lerpByte(v, c[k], w);
+  return t;
+}
+
 // frame: ImageData (W x H) of the camera picture; matte: Uint8Array (mw x mh); look: the settings
 // (bgkit.live.matte.look); background: the replacement picture, RGB bytes W x H x 3, or null.
-// Returns an ImageData W x H (transparent where "cutout" makes it so), not yet mirrored.
+// Returns an ImageData W x H (transparent where "cutout" makes it so), not yet mirrored; its
+// pixels are valid until the next call.
 export function composeMatte(frame, matte, mw, mh, look, background = null) {
   const W = frame.width, H = frame.height, n = W * H;
   const px = frame.data;
   const up = upsampleMatte(matte, mw, mh, W, H);
-  let alpha = new Float32Array(n);
-  for (let i = 0; i < n; i++) alpha[i] = Math.min(Math.max(up[i] / 255, 0), 1);
-  const out = new Uint8ClampedArray(n * 4);
+  const out = scratch("out", Uint8ClampedArray, n * 4);
   const effect = look.effect;
   const edge = look.edge_blur_amount || 0;
   if (effect === "mask") {
     const [fg, bg] = [look.foreground, look.background];
     const blur = look.mask_blur_amount || 0;
     if (blur <= 0) {
-      const wf = (fg[3] / 255) * look.opacity, wb = (bg[3] / 255) * look.opacity;
-      for (let i = 0; i < n; i++) {
-        const on = up[i] >= 127.5, c = on ? fg : bg, w = on ? wf : wb, j = i * 4;
-        for (let k = 0; k < 3; k++) out[j + k] = w === 0 ? px[j + k] : lerpByte(px[j + k], c[k], w);
-        out[j + 3] = 255;
+      const on = lerpTable("mask on", fg, (fg[3] / 255) * look.opacity);
+      const off = lerpTable("mask off", bg, (bg[3] / 255) * look.opacity);
+      for (let i = 0, j = 0; i < n; i++, j += 4) {
+        const t = up[i] >= 127.5 ? on : off;
+        out[j] = t[px[j]]; out[j + 1] = t[256 + px[j + 1]]; out[j + 2] = t[512 + px[j + 2]]; out[j + 3] = 255;
       }
     } else {
-      const m = new Uint8ClampedArray(n * 4);
+      const m = scratch("mask colours", Uint8ClampedArray, n * 4);
       for (let i = 0; i < n; i++) {
         const c = up[i] >= 127.5 ? fg : bg, j = i * 4;
         m[j] = c[0]; m[j + 1] = c[1]; m[j + 2] = c[2]; m[j + 3] = c[3];
@@ -173,18 +209,20 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
     }
     return new ImageData(out, W, H);
   }
+  let alpha = scratch("alpha", Float32Array, n);
+  for (let i = 0; i < n; i++) alpha[i] = Math.min(Math.max(up[i] / 255, 0), 1);
   if (effect === "bokeh") {
     const sigma = look.background_blur_amount || 0;
     let bgpx = px, den = null;
     if (sigma > 0) {
-      const w = new Uint8ClampedArray(n * 4);
+      const w = scratch("bokeh weighted", Uint8ClampedArray, n * 4);
       for (let i = 0; i < n; i++) {
         const j = i * 4;
         w[j] = px[j]; w[j + 1] = px[j + 1]; w[j + 2] = px[j + 2]; w[j + 3] = Math.round((1 - alpha[i]) * 255);
       }
       const bl = canvasBlur(w, W, H, sigma);
-      bgpx = new Uint8ClampedArray(n * 4);
-      den = new Float32Array(n);
+      bgpx = scratch("bokeh background", Uint8ClampedArray, n * 4);
+      den = scratch("bokeh weight", Float32Array, n);
       for (let i = 0; i < n; i++) {
         const j = i * 4;
         den[i] = bl[j + 3] / 255;
@@ -194,9 +232,12 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
     }
     if (edge > 0 && edge === sigma && den) { for (let i = 0; i < n; i++) alpha[i] = 1 - den[i]; }
     else if (edge > 0) alpha = blurAlpha(alpha, W, H, edge);
-    for (let i = 0; i < n; i++) {
-      const j = i * 4, a = alpha[i];
-      for (let k = 0; k < 3; k++) out[j + k] = lerpByte(bgpx[j + k], px[j + k], a);
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const a = alpha[i];
+      for (let k = j; k < j + 3; k++) {
+        const v = bgpx[k] + a * (px[k] - bgpx[k]);  // lerpByte, inlined
+        out[k] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+      }
       out[j + 3] = 255;
     }
     return new ImageData(out, W, H);
@@ -205,23 +246,23 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
   if (effect === "replace") {
     const c = look.background;
     const ca = c[3] / 255;
-    for (let i = 0; i < n; i++) {
-      const j = i * 4, a = alpha[i];
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const a = alpha[i];
       for (let k = 0; k < 3; k++) {
-        let b;
-        if (background) b = background[i * 3 + k];
-        else b = ca < 1 ? px[j + k] + ca * (c[k] - px[j + k]) : c[k];
-        out[j + k] = lerpByte(b, px[j + k], a);
+        const f = px[j + k];
+        const b = background ? background[i * 3 + k] : ca < 1 ? f + ca * (c[k] - f) : c[k];
+        const v = b + a * (f - b);  // lerpByte, inlined
+        out[j + k] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
       }
       out[j + 3] = 255;
     }
     return new ImageData(out, W, H);
   }
   // cutout
-  for (let i = 0; i < n; i++) {
-    const j = i * 4;
+  for (let i = 0, j = 0; i < n; i++, j += 4) {
     out[j] = px[j]; out[j + 1] = px[j + 1]; out[j + 2] = px[j + 2];
-    out[j + 3] = Math.trunc(Math.min(Math.max(alpha[i] * 255, 0), 255) + 0.5);
+    const v = alpha[i] * 255;
+    out[j + 3] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
   }
   return new ImageData(out, W, H);
 }

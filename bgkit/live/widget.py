@@ -43,7 +43,7 @@ from ..models.segmenter import Segmenter, load_segmenter
 from ..pipeline import Pipeline
 from ..tuning import tune_process
 from ..widgets.controls import SettingsControls
-from .jupyter_compat import compat_report, pin_comm_routing
+from .jupyter_compat import compat_report, pin_comm_routing, quiet_frame_status, unquiet
 from .processor import LiveProcessor
 from .protocol import SimulatedClient
 
@@ -206,6 +206,7 @@ class LiveBackground(anywidget.AnyWidget):
         self.ui = W.HBox([self, self.controls], layout=W.Layout(align_items="flex-start", flex_flow="row wrap"))
         self.on_msg(self._on_msg)
         pin_comm_routing(self)
+        quiet_frame_status(self)
         self._kernel_compat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in compat_report(self).items()}
         self.running = bool(autostart)
 
@@ -465,6 +466,7 @@ class LiveBackground(anywidget.AnyWidget):
             self.ui.close()
         if self._owns_source and self.source is not None:
             self.source.close()
+        unquiet(self)
         super().close()
 
 

@@ -134,3 +134,18 @@ def test_a_simulated_page_follows_the_kernel_and_draws_the_pipeline_picture(self
     kernel_picture = bgkit.Pipeline(selfie, effect="bokeh").process(frame).picture
     assert np.abs(picture.astype(int) - kernel_picture).mean() < 1.0  # only the edges differ
     assert look_settings(reply["look"]).effect == "bokeh"
+
+
+def test_the_kept_buffers_do_not_leak_between_frames(page, inputs):
+    """composeMatte keeps its buffers and canvases between calls: a picture drawn after other sizes
+    and effects (blurred ones too, whose canvases are reused) is the picture drawn first."""
+    frame, matte, _ = inputs
+    for name in ("bokeh", "mask blurred", "cutout, edge blur"):
+        settings = bgkit.EffectSettings(**CASES[name][0])
+        first = _page_picture(page, frame, matte, look(settings), None)
+        small = np.ascontiguousarray(frame[::2, ::3])
+        _page_picture(page, small, matte, look(bgkit.EffectSettings(effect="bokeh", background_blur_amount=7)), None)
+        _page_picture(page, frame, matte, look(bgkit.EffectSettings(effect="replace", edge_blur_amount=5)), None)
+        other = np.ascontiguousarray(frame[::-1, ::-1])  # same size and effect, another frame and matte
+        _page_picture(page, other, np.ascontiguousarray(255 - matte[::-1]), look(settings), None)
+        np.testing.assert_array_equal(_page_picture(page, frame, matte, look(settings), None), first)
