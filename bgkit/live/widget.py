@@ -103,7 +103,8 @@ class LiveBackground(anywidget.AnyWidget):
         show_controls: show the controls beside the picture when the widget is displayed (they
             are always available as ``widget.controls``).
         transport: how frames travel: "auto" (default: raw pixels for the small frames of the matte
-            path, JPEG for full-size ones), "jpeg" or "rgba".
+            path, up to 100,000 pixels, JPEG for larger ones, e.g. a matting model's full-size
+            frames), "jpeg" or "rgba".
         compositing: "auto" (default: the page draws the demo's four effects from the matte, the
             kernel the others), "page" (the same) or "kernel" (the kernel always draws and sends
             the picture; slower, for comparison).
