@@ -28,7 +28,8 @@ Sections (``--sections``, default ``effects,deeplab,bodypix``):
 Models whose pretrained weights are not on this machine run with stand-in weights
 (:mod:`bgkit.models.standin`: random, batch-norm calibrated; a network's speed does not depend on
 its weight values); such rows say so. ``--memory-frames N`` also runs N frames end to end and
-reports the growth of the resident memory. The results also go to JSON (``--json``).
+reports the growth of the resident memory (selfie, bokeh; and RVM at "low", cut-out, when the
+``rvm`` section ran). The results also go to JSON (``--json``).
 """
 
 from __future__ import annotations
@@ -440,9 +441,10 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_soak(seg: Segmenter, frame: np.ndarray, frames: int) -> dict:
-    """Run ``frames`` consecutive frames end to end (bokeh, as a stream); RSS after warm-up vs at the end (MiB)."""
-    stream = Pipeline(seg, effect="bokeh").stream()
+def memory_soak(seg: Segmenter, frame: np.ndarray, frames: int, effect: str = "bokeh",
+                internal_resolution: Any = None) -> dict:
+    """Run ``frames`` consecutive frames end to end (``effect``, as a stream); RSS after warm-up vs at the end (MiB)."""
+    stream = Pipeline(seg, effect=effect, internal_resolution=internal_resolution).stream()
     warm = min(100, frames // 10)
     for _ in range(warm):
         stream.process(frame)
@@ -510,11 +512,16 @@ def main(argv: list[str] | None = None) -> int:
             result["backends"] = bench_backends(frame, args.models.split(","), args.resolutions.split(","),
                                                 args.backends.split(","), args.runs, args.rounds, args.warmup)
     if args.memory_frames:
-        seg = load_segmenter("selfie", device="cpu")
-        m = result["memory"] = memory_soak(seg, frame, args.memory_frames)
-        print(f"\nmemory: selfie ({seg.backend}), {m['frames']} bokeh frames as a stream, RSS "
-              f"{m['rss_after_warmup_mib']:.0f} -> {m['rss_end_mib']:.0f} MiB (growth {m['growth_mib']:+.1f} MiB; "
-              f"second half {m['growth_second_half_mib']:+.1f} MiB)")
+        soaks = [("selfie", "bokeh", None)]
+        if "rvm" in sections and "skipped" not in result.get("rvm", {"skipped": True}):
+            soaks.append(("rvm", "cutout", "low"))
+        for name, effect, ir in soaks:
+            seg = load_segmenter(name, device="cpu")
+            m = memory_soak(seg, frame, args.memory_frames, effect, ir)
+            result["memory" if name == "selfie" else f"memory_{name}"] = m
+            print(f"\nmemory: {name} ({seg.backend}{', ' + ir if ir else ''}), {m['frames']} {effect} frames as a "
+                  f"stream, RSS {m['rss_after_warmup_mib']:.0f} -> {m['rss_end_mib']:.0f} MiB (growth "
+                  f"{m['growth_mib']:+.1f} MiB; second half {m['growth_second_half_mib']:+.1f} MiB)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwrote {args.json}")
