@@ -35,19 +35,25 @@ def _byte(v):  # clamp to 0..255, round half up (torch: clamp_, add_(0.5), trunc
     return np.uint8(int(v))
 
 
+@njit(inline="always")
+def _rows_at(src, i0, i1, fy):
+    """The channels of ``src`` (C, h, w) interpolated between its rows ``i0`` and ``i1`` by ``fy``: (C, w)."""
+    c, _, wl = src.shape
+    row = np.empty((c, wl), np.float32)
+    for k in range(c):
+        for x in range(wl):
+            row[k, x] = src[k, i0, x] + (src[k, i1, x] - src[k, i0, x]) * fy
+    return row
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def apply_guided(ab, y0, y1, wy, x0, x1, wx, rgb, q):
     """``q = clamp(b + sum_k a_k I_k, 0, 1)`` with (a_r, a_g, a_b, b) = ``ab`` (4, h, w)
     interpolated bilinearly (each output row's two sample rows ``y0``, ``y1`` and weight ``wy``;
     columns alike) and ``I`` = ``rgb`` (H, W, 3) uint8 / 255."""
     hh, ww = q.shape
-    wl = ab.shape[2]
     for y in prange(hh):
-        row = np.empty((4, wl), np.float32)
-        i0, i1, fy = y0[y], y1[y], wy[y]
-        for k in range(4):
-            for x in range(wl):
-                row[k, x] = ab[k, i0, x] + (ab[k, i1, x] - ab[k, i0, x]) * fy
+        row = _rows_at(ab, y0[y], y1[y], wy[y])
         for x in range(ww):
             i, j, f = x0[x], x1[x], wx[x]
             acc = row[3, i] + (row[3, j] - row[3, i]) * f
@@ -64,13 +70,8 @@ def apply_matting(coef, y0, y1, wy, x0, x1, wx, rgb, fgr, pha):
     uint8 / 255 and its grey ``(r + g + b) / 3``: ``fgr = clamp(A I + b + I, 0, 1)`` (H, W, 3) and
     ``pha = clamp(A_g grey + b_g, 0, 1)`` (H, W), float32."""
     hh, ww = pha.shape
-    wl = coef.shape[2]
     for y in prange(hh):
-        row = np.empty((8, wl), np.float32)
-        i0, i1, fy = y0[y], y1[y], wy[y]
-        for k in range(8):
-            for x in range(wl):
-                row[k, x] = coef[k, i0, x] + (coef[k, i1, x] - coef[k, i0, x]) * fy
+        row = _rows_at(coef, y0[y], y1[y], wy[y])
         for x in range(ww):
             i, j, f = x0[x], x1[x], wx[x]
             r = np.float32(rgb[y, x, 0]) / _255
