@@ -108,6 +108,116 @@ def resize_taps(rgb, y1, y2, wy2, wy1, x1, x2, wx2, wx1, out):
                 out[k, y, x] = ((w11 * v11 + w12 * v12) + w21 * v21) + w22 * v22
 
 
+@njit(cache=True, nogil=True)
+def _box_means(x, r, out):
+    """Mean of ``x`` (h, w) over its ``(2r+1)^2`` windows clipped to the image (running sums), into
+    ``out`` (h, w); float64 (:func:`bgkit.ops.refine.box_filter`)."""
+    hh, ww = x.shape
+    col = np.empty((hh, ww), np.float64)
+    run = np.zeros(ww, np.float64)
+    for y in range(min(r, hh)):
+        for i in range(ww):
+            run[i] += x[y, i]
+    for y in range(hh):  # down the columns, a row at a time
+        if y + r < hh:
+            for i in range(ww):
+                run[i] += x[y + r, i]
+        if y - r - 1 >= 0:
+            for i in range(ww):
+                run[i] -= x[y - r - 1, i]
+        inv = 1.0 / (min(y + r, hh - 1) - max(y - r, 0) + 1)
+        for i in range(ww):
+            col[y, i] = run[i] * inv
+    for y in range(hh):  # along the rows
+        s = 0.0
+        for i in range(min(r, ww)):
+            s += col[y, i]
+        for i in range(ww):
+            if i + r < ww:
+                s += col[y, i + r]
+            if i - r - 1 >= 0:
+                s -= col[y, i - r - 1]
+            out[y, i] = s / (min(i + r, ww - 1) - max(i - r, 0) + 1)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def guided_coefficients_rgb(guide, p, sub, r, eps, ab):
+    """The colour guided filter's window-averaged coefficients (a_r, a_g, a_b, b) into ``ab``
+    (4, h, w) float32, as :func:`bgkit.ops.refine.guided_coefficients` computes them (in float64):
+    the guide ``guide`` (3, H, W) and the input ``p`` (H, W), float32 0..1, first reduced to 2x2
+    block means where ``sub`` is 2 (H, W even; in float32, summed as
+    :func:`bgkit.ops.refine.refine_t` does), centred on their means, box radius ``r``,
+    regulariser ``eps``."""
+    _, hh, ww = ab.shape
+    lo = np.empty((4, hh, ww), np.float64)
+    for k in prange(4):
+        src = p if k == 3 else guide[k]
+        for y in range(hh):
+            for x in range(ww):
+                if sub == 2:
+                    a, b = src[2 * y, 2 * x], src[2 * y, 2 * x + 1]
+                    c, d = src[2 * y + 1, 2 * x], src[2 * y + 1, 2 * x + 1]
+                    lo[k, y, x] = ((a + c) + (b + d)) * np.float32(0.25)
+                else:
+                    lo[k, y, x] = src[y, x]
+    m = np.zeros(4, np.float64)
+    for k in prange(4):
+        acc = 0.0
+        for y in range(hh):
+            for x in range(ww):
+                acc += lo[k, y, x]
+        m[k] = acc / (hh * ww)
+    st = np.empty((13, hh, ww), np.float64)  # r g b p, rr rg rb gg gb bb, rp gp bp: centred
+    for y in prange(hh):
+        for x in range(ww):
+            r_ = lo[0, y, x] - m[0]
+            g_ = lo[1, y, x] - m[1]
+            b_ = lo[2, y, x] - m[2]
+            p_ = lo[3, y, x] - m[3]
+            st[0, y, x], st[1, y, x], st[2, y, x], st[3, y, x] = r_, g_, b_, p_
+            st[4, y, x], st[5, y, x], st[6, y, x] = r_ * r_, r_ * g_, r_ * b_
+            st[7, y, x], st[8, y, x], st[9, y, x] = g_ * g_, g_ * b_, b_ * b_
+            st[10, y, x], st[11, y, x], st[12, y, x] = r_ * p_, g_ * p_, b_ * p_
+    mean = np.empty((13, hh, ww), np.float64)
+    for k in prange(13):
+        _box_means(st[k], r, mean[k])
+    coef = np.empty((4, hh, ww), np.float64)
+    e = np.float64(eps)
+    for y in prange(hh):
+        for x in range(ww):
+            r_, g_, b_, p_ = mean[0, y, x], mean[1, y, x], mean[2, y, x], mean[3, y, x]
+            rr = mean[4, y, x] - r_ * r_ + e
+            rg = mean[5, y, x] - r_ * g_
+            rb = mean[6, y, x] - r_ * b_
+            gg = mean[7, y, x] - g_ * g_ + e
+            gb = mean[8, y, x] - g_ * b_
+            bb = mean[9, y, x] - b_ * b_ + e
+            cr = mean[10, y, x] - r_ * p_
+            cg = mean[11, y, x] - g_ * p_
+            cb = mean[12, y, x] - b_ * p_
+            i_rr = gg * bb - gb * gb  # the inverse of the symmetric 3x3 matrix by cofactors
+            i_rg = gb * rb - rg * bb
+            i_rb = rg * gb - gg * rb
+            i_gg = rr * bb - rb * rb
+            i_gb = rb * rg - rr * gb
+            i_bb = rr * gg - rg * rg
+            det = rr * i_rr + rg * i_rg + rb * i_rb
+            a_r = (i_rr * cr + i_rg * cg + i_rb * cb) / det
+            a_g = (i_rg * cr + i_gg * cg + i_gb * cb) / det
+            a_b = (i_rb * cr + i_gb * cg + i_bb * cb) / det
+            coef[0, y, x], coef[1, y, x], coef[2, y, x] = a_r, a_g, a_b
+            coef[3, y, x] = p_ - (a_r * r_ + a_g * g_ + a_b * b_)
+    out = np.empty((4, hh, ww), np.float64)
+    for k in prange(4):
+        _box_means(coef[k], r, out[k])
+    for y in prange(hh):
+        for x in range(ww):
+            for k in range(3):
+                ab[k, y, x] = np.float32(out[k, y, x])
+            ab[3, y, x] = np.float32(out[3, y, x] + m[3] - (out[0, y, x] * m[0] + out[1, y, x] * m[1]
+                                                            + out[2, y, x] * m[2]))
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def threshold_into(q, t, on):
     """``on = q > t``."""

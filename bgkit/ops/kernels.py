@@ -26,8 +26,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout", "resize_taps",
-           "separable_blur_valid", "soft_alpha", "two_colour_mask", "weighted_reduce"]
+__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+           "guided_coefficients", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
+           "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
 
@@ -80,6 +81,23 @@ def _columns(n_full: int, n_low: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     i0 = src.astype(np.int64)
     i1 = np.minimum(i0 + 1, n_low - 1)
     return i0, i1, (src - i0).astype(np.float32)
+
+
+def guided_coefficients(low_guide: torch.Tensor, low_p: torch.Tensor, subsample: int, r: int, eps: float
+                        ) -> torch.Tensor | None:
+    """:func:`bgkit.ops.refine.guided_coefficients` of the (1, 3, h, w) colour guide and the (1, 1,
+    h, w) input, first reduced to 2x2 block means where ``subsample`` is 2 (h, w even): the
+    coefficient stage of :func:`bgkit.ops.refine.refine_t` in one call, (1, 4, h / s, w / s)."""
+    if (not _cpu(low_guide, low_p) or low_guide.dim() != 4 or tuple(low_guide.shape[:2]) != (1, 3)
+            or tuple(low_p.shape) != (1, 1, *low_guide.shape[2:]) or subsample not in (1, 2)):
+        return None
+    h, w = low_guide.shape[2:]
+    if subsample == 2 and (h % 2 or w % 2):
+        return None
+    ab = np.empty((4, h // subsample, w // subsample), np.float32)
+    _k().guided_coefficients_rgb(_np(low_guide[0].float()), _np(low_p[0, 0].float()), int(subsample), int(r),
+                                 np.float32(eps), ab)
+    return torch.from_numpy(ab).unsqueeze(0)
 
 
 def apply_guided(ab: torch.Tensor, frame: torch.Tensor) -> torch.Tensor | None:

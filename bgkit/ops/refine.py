@@ -105,7 +105,8 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
     if r <= _SHIFT_MAX_RADIUS:
         s = _shifted_sums(x, r)
     else:
-        s = _box_1d(_box_1d(x.double(), r, x.dim() - 2), r, x.dim() - 1).to(x.dtype)
+        wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+        s = _box_1d(_box_1d(x.to(wide), r, x.dim() - 2), r, x.dim() - 1).to(x.dtype)
     n = _counts_1d(h, r, x.dtype, x.device)[:, None] * _counts_1d(w, r, x.dtype, x.device)[None, :]
     return s / n
 
@@ -177,8 +178,13 @@ def guided_coefficients(i_lo: torch.Tensor, p_lo: torch.Tensor, r: int, eps: flo
     each averaged over the windows that contain the pixel, so ``q = sum_k a_k I_k + b``.
     """
     c = i_lo.shape[1]
-    # Centred on their means (the filter is affine-invariant), so the variances below lose
-    # less to float32 cancellation; the means go back into b at the end.
+    # In float64 (the grid is small; Apple's MPS has no float64): in windows of nearly flat colour
+    # the 3x3 solve amplifies float32 rounding in the variances to 0.01 in the refined probability
+    # (measured on the bundled sample). Centred on their means (the filter is affine-invariant),
+    # so the variances lose less to cancellation; the means go back into b at the end.
+    dtype = i_lo.dtype
+    wide = torch.float32 if i_lo.device.type == "mps" else torch.float64
+    i_lo, p_lo = i_lo.to(wide), p_lo.to(wide)
     m_i = i_lo.mean(dim=(-2, -1), keepdim=True)
     m_p = p_lo.mean(dim=(-2, -1), keepdim=True)
     i_lo, p_lo = i_lo - m_i, p_lo - m_p
@@ -201,7 +207,7 @@ def guided_coefficients(i_lo: torch.Tensor, p_lo: torch.Tensor, r: int, eps: flo
         raise ValueError(f"guide must have 1 or 3 channels; got {c}")
     ab = box_filter(torch.cat([a, b], dim=1), r)
     ab[:, c:] += m_p - (ab[:, :c] * m_i).sum(dim=1, keepdim=True)
-    return ab
+    return ab.to(dtype)
 
 
 def apply_coefficients(ab: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
@@ -287,20 +293,27 @@ def refine_t(
     nothing finer than what the model knew, at a cost that does not depend on the frame's size --
     with a window radius of ``radius`` model pixels, then applied to the full-size ``guide01``
     (1, 3, H, W), taking its edges from the frame. Returns the refined (H, W) probability,
-    clipped to 0..1. ``frame_u8``, the same frame as (H, W, 3) uint8, lets the fused CPU kernel
-    (:func:`bgkit.ops.kernels.apply_guided`) do the full-size step in one pass.
+    clipped to 0..1. ``frame_u8``, the same frame as (H, W, 3) uint8, lets the fused CPU kernels
+    compute the coefficients in one call (:func:`bgkit.ops.kernels.guided_coefficients`) and do the
+    full-size step in one pass (:func:`bgkit.ops.kernels.apply_guided`).
     """
     s = COEFFICIENT_SUBSAMPLE
-    lo = torch.cat([low_guide.float(), low_probability.float()], dim=1)
-    if s == 2 and min(lo.shape[-2:]) >= 32 and lo.shape[-2] % 2 == 0 and lo.shape[-1] % 2 == 0:
-        rows = lo[..., 0::2, :] + lo[..., 1::2, :]  # 2x2 block means as strided adds (5x faster than avg_pool2d)
-        lo = (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
-    elif s > 1 and min(lo.shape[-2:]) >= 16 * s:
-        lo = F.avg_pool2d(lo, s, ceil_mode=True)
-    else:
+    h, w = low_guide.shape[-2:]
+    block = s == 2 and min(h, w) >= 32 and h % 2 == 0 and w % 2 == 0  # 2x2 block means
+    if not block and not (s > 1 and min(h, w) >= 16 * s):
         s = 1
     r = max(1, int(round(radius / s)))
-    ab = guided_coefficients(lo[:, :3], lo[:, 3:], r, eps)
+    ab = None
+    if frame_u8 is not None and (block or s == 1) and low_guide.shape[1] == 3:  # the fused CPU kernel
+        ab = kernels.guided_coefficients(low_guide, low_probability, s, r, eps)
+    if ab is None:
+        lo = torch.cat([low_guide.float(), low_probability.float()], dim=1)
+        if block:
+            rows = lo[..., 0::2, :] + lo[..., 1::2, :]  # 2x2 block means as strided adds (5x faster than avg_pool2d)
+            lo = (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
+        elif s > 1:
+            lo = F.avg_pool2d(lo, s, ceil_mode=True)
+        ab = guided_coefficients(lo[:, :3], lo[:, 3:], r, eps)
     if frame_u8 is not None:
         fast = kernels.apply_guided(ab, frame_u8)
         if fast is not None:

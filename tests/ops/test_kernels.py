@@ -19,7 +19,7 @@ if os.environ.get("BGKIT_NO_NUMBA", "").strip() not in ("", "0"):
 from bgkit.core.segmentation import soft_alpha  # noqa: E402
 from bgkit.ops import compositing as C  # noqa: E402
 from bgkit.ops import filters, kernels  # noqa: E402
-from bgkit.ops.refine import apply_coefficients  # noqa: E402
+from bgkit.ops.refine import apply_coefficients, guided_coefficients, refine_t  # noqa: E402
 
 
 @pytest.fixture
@@ -60,9 +60,42 @@ def test_kernels_are_available_here_and_can_be_turned_off(monkeypatch):
 @pytest.mark.parametrize("size", [(48, 64), (61, 83), (7, 5)])
 def test_apply_guided_is_apply_coefficients(size):
     img, _ = _scene(*size)
-    ab = torch.randn(1, 4, 13, 17) * 0.4 + 0.3
+    ab = torch.randn(1, 4, 13, 17, generator=torch.Generator().manual_seed(sum(size))) * 0.4 + 0.3
     want = apply_coefficients(ab, img.permute(2, 0, 1)[None].float().div(255.0))[0, 0].clamp(0, 1)
-    torch.testing.assert_close(kernels.apply_guided(ab, img), want, atol=2e-6, rtol=0)
+    # torch interpolates with another formula: a few float32 ulps apart, amplified by |a| (up to ~2)
+    torch.testing.assert_close(kernels.apply_guided(ab, img), want, atol=5e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sub", [1, 2])
+@pytest.mark.parametrize("r", [1, 2, 5, 40])
+def test_guided_coefficients_kernel_is_guided_coefficients(sub, r):
+    """The coefficient stage of refine_t: both compute in float64 and agree to float32 rounding."""
+    img, p = _scene(64, 96, seed=r)
+    guide = img.permute(2, 0, 1)[None].float().div(255.0)
+    prob = p[None, None]
+    lo = torch.cat([guide, prob], 1)
+    if sub == 2:
+        rows = lo[..., 0::2, :] + lo[..., 1::2, :]
+        lo = (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
+    want = guided_coefficients(lo[:, :3], lo[:, 3:], r, 1e-4)
+    got = kernels.guided_coefficients(guide, prob, sub, r, 1e-4)
+    assert got.shape == want.shape == (1, 4, 64 // sub, 96 // sub)
+    q_want = apply_coefficients(want, guide).clamp(0, 1)
+    q_got = apply_coefficients(got, guide).clamp(0, 1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(q_got, q_want, atol=1e-5, rtol=0)
+    assert kernels.guided_coefficients(guide[:, :1], prob, sub, r, 1e-4) is None  # grey guides: torch's
+
+
+def test_refine_t_with_and_without_kernels(torch_only):
+    img, p = _scene(240, 320, seed=3)
+    guide = img.permute(2, 0, 1)[None].float().div(255.0)
+    low = torch.nn.functional.interpolate(torch.cat([guide, p[None, None]], 1), size=(128, 160), mode="bilinear",
+                                          align_corners=False, antialias=True)
+    fast = refine_t(guide, low[:, :3], low[:, 3:], frame_u8=img)
+    with torch_only:
+        slow = refine_t(guide, low[:, :3], low[:, 3:], frame_u8=img)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("size", [(48, 64), (61, 83), (13, 17), (7, 5)])
@@ -70,11 +103,12 @@ def test_apply_matting_is_rvms_full_resolution_end(size):
     from bgkit.models.rvm.net import apply_coefficients as rvm_apply
 
     img, _ = _scene(*size)
-    coef = torch.randn(1, 8, 13, 17) * 0.4 + 0.2  # the same size as the frame in one case: no resize
+    coef = torch.randn(1, 8, 13, 17, generator=torch.Generator().manual_seed(sum(size))) * 0.4 + 0.2
+    # (13x17: the frame's own size in one case, no resize)
     fgr, pha = rvm_apply(img.permute(2, 0, 1)[None].float().div(255.0), coef)
     got_fgr, got_pha = kernels.apply_matting(coef, img)
     assert got_fgr.shape == (*size, 3) and got_pha.shape == size
-    # torch interpolates with another formula: a few float32 ulps apart, amplified by |A| up to ~2 here
+    # as in test_apply_guided_is_apply_coefficients
     torch.testing.assert_close(got_fgr, fgr[0].permute(1, 2, 0), atol=5e-6, rtol=0)
     torch.testing.assert_close(got_pha, pha[0, 0], atol=5e-6, rtol=0)
     assert kernels.apply_matting(coef[:, :4], img) is None  # not RVM's coefficients: torch's business
