@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
+
+# Property tests draw new examples on every run while developing; in CI (CI=true) the same ones,
+# so a run of the same commit gives the same verdict (``HYPOTHESIS_PROFILE=dev`` draws anew there too).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = (REPO / ".." / "shared" / "data").resolve()
