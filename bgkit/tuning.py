@@ -2,7 +2,7 @@
 
 ``import bgkit`` changes nothing in the host process. :func:`tune_process` is called by the
 programs whose whole process bgkit owns -- the command line (``bgkit ...``), the benchmark
-(``python -m bgkit.eval.bench``) and the live camera widget (which runs frame after frame in its
+(``python -m bgkit.bench``) and the live camera widget (which runs frame after frame in its
 kernel) -- and by anyone who wants it; each call logs what it did. ``BGKIT_PROCESS_TUNING=1`` in
 the environment makes ``import bgkit`` call it (opt-in); ``BGKIT_NO_PROCESS_TUNING=1`` makes
 every call a no-op.
