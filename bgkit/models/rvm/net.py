@@ -334,19 +334,6 @@ class _DeepGuidedFilter(nn.Module):
         a = self.conv3(torch.relu(self.conv2(a)))
         return torch.cat([a, mean_y - a * mean_x], 1)
 
-    @staticmethod
-    def apply(src: torch.Tensor, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Foreground residual (N, 3, H, W) and alpha (N, 1, H, W), not clamped: ``coef`` (N, 8, h, w)
-        resized bilinearly to ``src`` (N, 3, H, W; not resized at the same size) and applied to it
-        and its grey. Split rgb / grey, so no 4-channel full-resolution tensor is made; element by
-        element it is the graph's arithmetic."""
-        size = (src.shape[2], src.shape[3])
-        if tuple(coef.shape[2:]) != size:
-            coef = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
-        a_rgb, a_grey, b_rgb, b_grey = coef.split([3, 1, 3, 1], 1)
-        return a_rgb * src + b_rgb, a_grey * _grey(src) + b_grey
-
-
 # --------------------------------------------------------------------------------------------
 # the network
 
@@ -439,9 +426,16 @@ class RobustVideoMatting(nn.Module):
 
 def apply_coefficients(src: torch.Tensor, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The full-resolution end of RVM: ``src`` (N, 3, H, W) RGB 0..1 and the coefficients of
-    :meth:`RobustVideoMatting.low_res` -> ``(fgr, pha)``, (N, 3, H, W) and (N, 1, H, W), in 0..1."""
-    fgr_residual, pha = _DeepGuidedFilter.apply(src, coef)
-    return (fgr_residual + src).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
+    :meth:`RobustVideoMatting.low_res` -> ``(fgr, pha)``, (N, 3, H, W) and (N, 1, H, W), in 0..1.
+
+    ``coef`` (N, 8, h, w) is resized bilinearly to the frame (not at the same size) and applied to
+    it and its grey, rgb and grey apart, so no 4-channel full-resolution tensor is made; element
+    by element it is the graph's arithmetic (``A x + b``, the residual added to ``src``, clamped)."""
+    size = (src.shape[2], src.shape[3])
+    if tuple(coef.shape[2:]) != size:
+        coef = F.interpolate(coef, size=size, mode="bilinear", align_corners=False)
+    a_rgb, a_grey, b_rgb, b_grey = coef.split([3, 1, 3, 1], 1)
+    return (a_rgb * src + b_rgb + src).clamp(0.0, 1.0), (a_grey * _grey(src) + b_grey).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
