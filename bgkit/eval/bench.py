@@ -227,7 +227,32 @@ for line in sys.stdin:
 """
 
 
-class _EagerChild:
+class _JsonChild:
+    """A child process that answers each command line on its stdin with one JSON line on its stdout."""
+
+    what = "child process"
+
+    def _start(self, args: list[str], **popen: Any) -> dict:
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **popen)
+        return self._read()
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the {self.what} exited")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+
+class _EagerChild(_JsonChild):
     """The plain eager torchvision model timed in a child process with OpenMP's default waiting.
 
     This process caps OpenMP's busy-waiting (:func:`bgkit.tune_process`), which the pipeline
@@ -236,29 +261,18 @@ class _EagerChild:
     where it runs best. Each call times one frame there and returns its ms.
     """
 
+    what = "eager reference's child process"
+
     def __init__(self, h: int, w: int) -> None:
         from ..tuning import OPENMP_DEFAULTS, OPT_OUT
 
         env = {k: v for k, v in os.environ.items() if k not in OPENMP_DEFAULTS}
         env[OPT_OUT] = "1"
-        self.proc = subprocess.Popen([sys.executable, "-c", _EAGER_CHILD, str(h), str(w), str(torch.get_num_threads())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        assert self.proc.stdout is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the eager reference's child process exited")
-            if line.startswith("{"):
-                return json.loads(line)
+        self.info = self._start([sys.executable, "-c", _EAGER_CHILD, str(h), str(w), str(torch.get_num_threads())],
+                                env=env)
 
     def __call__(self) -> float:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("1\n")
-        self.proc.stdin.flush()
-        return float(self._read()["ms"])
+        return float(self.ask("1")["ms"])
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -299,33 +313,17 @@ def bench_deeplab(frame: np.ndarray, runs: int, rounds: int, warmup: int) -> dic
     return {"rows": rows, "speedup": speedup, "target": target, "note": note}
 
 
-class _TfjsServer:
+class _TfjsServer(_JsonChild):
     """The original BodyPix in Node (tests/models/bodypix/reference/bench_tfjs.js) as a child process."""
+
+    what = "TF.js timing server (bench_tfjs.js)"
 
     def __init__(self, workdir: Path, model_root: Path, frame: np.ndarray, backend: str = "wasm") -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="bgkit-bench-")
         raw = Path(self._tmp.name) / "frame.rgb"
         np.ascontiguousarray(frame).tofile(raw)
         h, w = frame.shape[:2]
-        self.proc = subprocess.Popen(
-            ["node", "bench_tfjs.js", str(model_root), str(raw), str(h), str(w), backend],
-            cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self._read()
-
-    def _read(self) -> dict:
-        assert self.proc.stdout is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the TF.js timing server (bench_tfjs.js) exited")
-            if line.startswith("{"):
-                return json.loads(line)
-
-    def ask(self, command: str) -> dict:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._read()
+        self._start(["node", "bench_tfjs.js", str(model_root), str(raw), str(h), str(w), backend], cwd=workdir)
 
     def close(self) -> None:
         try:
