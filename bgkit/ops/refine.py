@@ -69,6 +69,12 @@ def _box_1d(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
 _SHIFT_MAX_RADIUS = 8
 
 
+def _wide(x: torch.Tensor) -> torch.dtype:
+    """float64 for sums and statistics that float32 would round away, on ``x``'s device (float32 on
+    Apple's MPS, which has no float64)."""
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
 def _counts_1d(n: int, r: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     idx = torch.arange(n, device=device)
     return ((idx + r + 1).clamp(max=n) - (idx - r).clamp(min=0)).to(dtype)
@@ -105,8 +111,7 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
     if r <= _SHIFT_MAX_RADIUS:
         s = _shifted_sums(x, r)
     else:
-        wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
-        s = _box_1d(_box_1d(x.to(wide), r, x.dim() - 2), r, x.dim() - 1).to(x.dtype)
+        s = _box_1d(_box_1d(x.to(_wide(x)), r, x.dim() - 2), r, x.dim() - 1).to(x.dtype)
     n = _counts_1d(h, r, x.dtype, x.device)[:, None] * _counts_1d(w, r, x.dtype, x.device)[None, :]
     return s / n
 
@@ -178,12 +183,11 @@ def guided_coefficients(i_lo: torch.Tensor, p_lo: torch.Tensor, r: int, eps: flo
     each averaged over the windows that contain the pixel, so ``q = sum_k a_k I_k + b``.
     """
     c = i_lo.shape[1]
-    # In float64 (the grid is small; Apple's MPS has no float64): in windows of nearly flat colour
+    # In float64 (the grid is small; see _wide): in windows of nearly flat colour
     # the 3x3 solve amplifies float32 rounding in the variances to 0.01 in the refined probability
     # (measured on the bundled sample). Centred on their means (the filter is affine-invariant),
     # so the variances lose less to cancellation; the means go back into b at the end.
-    dtype = i_lo.dtype
-    wide = torch.float32 if i_lo.device.type == "mps" else torch.float64
+    dtype, wide = i_lo.dtype, _wide(i_lo)
     i_lo, p_lo = i_lo.to(wide), p_lo.to(wide)
     m_i = i_lo.mean(dim=(-2, -1), keepdim=True)
     m_p = p_lo.mean(dim=(-2, -1), keepdim=True)
