@@ -169,7 +169,9 @@ function blurAlpha(alpha, W, H, sigma) {
   return out;
 }
 
-const lerpByte = (bg, fg, a) => Math.trunc(Math.min(Math.max(bg + a * (fg - bg), 0), 255) + 0.5);
+// A value in byte units clamped to 0..255 and rounded half up (bgkit's uint8 conversion).
+const toByte = (v) => (v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0);
+const lerpByte = (bg, fg, a) => toByte(bg + a * (fg - bg));
 
 // lerpByte of every byte value towards colour c (3 channels) by weight w, as a 768-byte table
 // (the mask's two classes each blend by one weight: one lookup per channel instead of a lerp).
@@ -241,8 +243,7 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
     for (let i = 0, j = 0; i < n; i++, j += 4) {
       const a = alpha[i];
       for (let k = j; k < j + 3; k++) {
-        const v = bgpx[k] + a * (px[k] - bgpx[k]);  // lerpByte, inlined
-        out[k] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+        out[k] = lerpByte(bgpx[k], px[k], a);
       }
       out[j + 3] = 255;
     }
@@ -257,8 +258,7 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
       for (let k = 0; k < 3; k++) {
         const f = px[j + k];
         const b = background ? background[i * 3 + k] : ca < 1 ? f + ca * (c[k] - f) : c[k];
-        const v = b + a * (f - b);  // lerpByte, inlined
-        out[j + k] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+        out[j + k] = lerpByte(b, f, a);
       }
       out[j + 3] = 255;
     }
@@ -267,8 +267,7 @@ export function composeMatte(frame, matte, mw, mh, look, background = null) {
   // cutout
   for (let i = 0, j = 0; i < n; i++, j += 4) {
     out[j] = px[j]; out[j + 1] = px[j + 1]; out[j + 2] = px[j + 2];
-    const v = alpha[i] * 255;
-    out[j + 3] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+    out[j + 3] = toByte(alpha[i] * 255);
   }
   return new ImageData(out, W, H);
 }
