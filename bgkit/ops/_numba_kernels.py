@@ -22,17 +22,35 @@ _255 = np.float32(255.0)
 
 
 @njit(inline="always")
-def _lerp(start, end, weight):  # torch.lerp's formula: exact at weight 0 and 1
+def _lerp(start, end, weight):  # torch.lerp's formula: exact at weight 0 and 1 (both sides, then a select: vectorises)
     diff = end - start
-    if weight < _HALF:
-        return start + weight * diff
-    return end - diff * (_ONE - weight)
+    low = start + weight * diff
+    high = end - diff * (_ONE - weight)
+    return low if weight < _HALF else high
 
 
 @njit(inline="always")
 def _byte(v):  # clamp to 0..255, round half up (torch: clamp_, add_(0.5), truncate)
     v = min(max(v, _ZERO), _255) + _HALF
-    return np.uint8(int(v))
+    return np.uint8(np.int32(v))
+
+
+@njit(inline="always")
+def _spread3(src, dst):
+    """``dst[3 x + c] = src[x]``: a row of per-pixel values (W,) laid out like an RGB row (3 W,)."""
+    for x in range(src.shape[0]):
+        v = src[x]
+        dst[3 * x] = v
+        dst[3 * x + 1] = v
+        dst[3 * x + 2] = v
+
+
+@njit(inline="always")
+def _mirror(src, dst, w, c):
+    """A row of ``w`` pixels of ``c`` channels (flat), mirrored left-right into ``dst``."""
+    for x in range(w):
+        for k in range(c):
+            dst[(w - 1 - x) * c + k] = src[x * c + k]
 
 
 @njit(inline="always")
@@ -268,16 +286,42 @@ def soft_alpha(p, on, t, softness, r, alpha):
 @njit(parallel=True, cache=True, nogil=True)
 def blend(fg, fg_scale, bg, alpha, flip, out):
     """``out = round(lerp(bg, fg * fg_scale, alpha))``: fg and bg (H, W, 3) pictures (uint8 or
-    float), or a bg of shape (1, 1, 3) (a colour); mirrored left-right where ``flip``."""
+    float); mirrored left-right where ``flip``. Like every picture kernel here, each row runs as
+    one flat loop over its 3 W values (the alpha spread to match), which the compiler vectorises."""
     h, w = alpha.shape
-    const = bg.shape[0] == 1 and bg.shape[1] == 1
+    n = 3 * w
     for y in prange(h):
-        for x in range(w):
-            a = alpha[y, x]
-            xo = w - 1 - x if flip else x
-            for c in range(3):
-                b = np.float32(bg[0, 0, c]) if const else np.float32(bg[y, x, c])
-                out[y, xo, c] = _byte(_lerp(b, np.float32(fg[y, x, c]) * fg_scale, a))
+        a3 = np.empty(n, np.float32)
+        _spread3(alpha[y], a3)
+        f = fg[y].reshape(n)
+        b = bg[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        for q in range(n):
+            dst[q] = _byte(_lerp(np.float32(b[q]), np.float32(f[q]) * fg_scale, a3[q]))
+        if flip:
+            _mirror(dst, o, w, 3)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blend_colour(fg, fg_scale, colour, alpha, flip, out):
+    """:func:`blend` over one RGB ``colour`` (3,) float32."""
+    h, w = alpha.shape
+    n = 3 * w
+    b = np.empty(n, np.float32)
+    for x in range(w):
+        for k in range(3):
+            b[3 * x + k] = colour[k]
+    for y in prange(h):
+        a3 = np.empty(n, np.float32)
+        _spread3(alpha[y], a3)
+        f = fg[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        for q in range(n):
+            dst[q] = _byte(_lerp(b[q], np.float32(f[q]) * fg_scale, a3[q]))
+        if flip:
+            _mirror(dst, o, w, 3)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -287,28 +331,39 @@ def blend_upsampled(fg, low, f, start, alpha, flip, out):
     ``bgkit.ops.filters._upsample``: output row Y reads rows k, k + 1 of ``low`` with
     ``k = (Y + start) // f`` and weight ``((Y + start) % f + delta) / f``; columns alike)."""
     h, w = alpha.shape
+    n = 3 * w
     delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
     ff = np.float32(f)
     k_first = start // f
     k_last = (h - 1 + start) // f + 1
-    hz = np.empty((k_last - k_first + 1, w, 3), np.float32)  # the low rows read, interpolated along
+    cols = np.empty(w, np.int64)
+    tx = np.empty(w, np.float32)
+    for x in range(w):
+        cols[x] = (x + start) // f
+        tx[x] = (np.float32((x + start) % f) + delta) / ff
+    hz = np.empty((k_last - k_first + 1, n), np.float32)
     for kk in prange(k_last - k_first + 1):
         k = k_first + kk
         for x in range(w):
-            m = (x + start) // f
-            tx = (np.float32((x + start) % f) + delta) / ff
+            m = cols[x]
+            t = tx[x]
             for c in range(3):
-                hz[kk, x, c] = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * tx
+                hz[kk, 3 * x + c] = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * t
     for y in prange(h):
         kk = (y + start) // f - k_first
         ty = (np.float32((y + start) % f) + delta) / ff
-        for x in range(w):
-            a = alpha[y, x]
-            xo = w - 1 - x if flip else x
-            for c in range(3):
-                top = hz[kk, x, c]
-                back = top + (hz[kk + 1, x, c] - top) * ty
-                out[y, xo, c] = _byte(_lerp(back, np.float32(fg[y, x, c]), a))
+        a3 = np.empty(n, np.float32)
+        _spread3(alpha[y], a3)
+        fr = fg[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        top = hz[kk]
+        bot = hz[kk + 1]
+        for q in range(n):
+            back = top[q] + (bot[q] - top[q]) * ty
+            dst[q] = _byte(_lerp(back, np.float32(fr[q]), a3[q]))
+        if flip:
+            _mirror(dst, o, w, 3)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -321,6 +376,17 @@ def weighted_reduce(img, weight, f, pad, out):
     n, m = out.shape[0], out.shape[1]
     scale = np.float32(1.0 / (f * f))
     for i in prange(n):
+        acc = np.zeros(4 * w, np.float32)  # the block row's f rows summed per column, then the blocks along it
+        for dy in range(f):
+            y = min(max((i - pad) * f + dy, 0), h - 1)
+            im = img[y].reshape(3 * w)
+            wr = weight[y]
+            for x in range(w):
+                wv = wr[x]
+                acc[4 * x] += np.float32(im[3 * x]) * wv
+                acc[4 * x + 1] += np.float32(im[3 * x + 1]) * wv
+                acc[4 * x + 2] += np.float32(im[3 * x + 2]) * wv
+                acc[4 * x + 3] += wv
         for j in range(m):
             s0 = _ZERO
             s1 = _ZERO
@@ -328,17 +394,15 @@ def weighted_reduce(img, weight, f, pad, out):
             s3 = _ZERO
             for dx in range(f):
                 x = min(max((j - pad) * f + dx, 0), w - 1)
-                for dy in range(f):
-                    y = min(max((i - pad) * f + dy, 0), h - 1)
-                    wv = weight[y, x]
-                    s0 += np.float32(img[y, x, 0]) * wv
-                    s1 += np.float32(img[y, x, 1]) * wv
-                    s2 += np.float32(img[y, x, 2]) * wv
-                    s3 += wv
+                s0 += acc[4 * x]
+                s1 += acc[4 * x + 1]
+                s2 += acc[4 * x + 2]
+                s3 += acc[4 * x + 3]
             out[i, j, 0] = s0 * scale
             out[i, j, 1] = s1 * scale
             out[i, j, 2] = s2 * scale
             out[i, j, 3] = s3 * scale
+
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -350,22 +414,56 @@ def separable_blur_valid(x, taps, out):
     r = k // 2
     rows = m * c_n
     flat = x.reshape(n, rows)
-    tmp = np.zeros((n - 2 * r, rows), np.float32)
-    for i in prange(n - 2 * r):  # down the columns: whole rows at a time (contiguous, vectorised)
-        for t in range(k):
-            wt = taps[t]
-            for q in range(rows):
-                tmp[i, q] += wt * flat[i + t, q]
     width = (m - 2 * r) * c_n
     res = out.reshape(n - 2 * r, width)
-    for i in prange(n - 2 * r):  # along the rows: the same, shifted by whole pixels
+    for i in prange(n - 2 * r):
+        tmp = np.zeros(rows, np.float32)
+        for t in range(k):  # down the columns: whole rows at a time (contiguous, vectorised)
+            wt = taps[t]
+            src = flat[i + t]
+            for q in range(rows):
+                tmp[q] += wt * src[q]
+        dst = res[i]
         for q in range(width):
-            res[i, q] = _ZERO
-        for t in range(k):
+            dst[q] = _ZERO
+        for t in range(k):  # along the rows: the same, shifted by whole pixels
             wt = taps[t]
             off = t * c_n
             for q in range(width):
-                res[i, q] += wt * tmp[i, q + off]
+                dst[q] += wt * tmp[q + off]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def background_colour(low, eps, out):
+    """A masked blur's normalisation: ``low`` (n, m, 4) holds blur(x w) (3 channels) and blur(w);
+    ``out`` (n, m, 3) = ``(num + eps * fallback) / (den + eps)`` with ``fallback`` the mean colour
+    of the weighted picture, ``sum(num) / max(sum(den), eps)`` (sums in float64)."""
+    n, m, _ = low.shape
+    part = np.zeros((n, 4), np.float64)
+    for i in prange(n):
+        row = low[i].reshape(m * 4)
+        s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+        for j in range(m):
+            s0 += row[4 * j]
+            s1 += row[4 * j + 1]
+            s2 += row[4 * j + 2]
+            s3 += row[4 * j + 3]
+        part[i, 0], part[i, 1], part[i, 2], part[i, 3] = s0, s1, s2, s3
+    tot = np.zeros(4, np.float64)
+    for i in range(n):
+        for c in range(4):
+            tot[c] += part[i, c]
+    d = max(tot[3], np.float64(eps))
+    e = np.float32(eps)
+    f0, f1, f2 = e * np.float32(tot[0] / d), e * np.float32(tot[1] / d), e * np.float32(tot[2] / d)
+    for i in prange(n):
+        row = low[i].reshape(m * 4)
+        o = out[i].reshape(m * 3)
+        for j in range(m):
+            den = row[4 * j + 3] + e
+            o[3 * j] = (row[4 * j] + f0) / den
+            o[3 * j + 1] = (row[4 * j + 1] + f1) / den
+            o[3 * j + 2] = (row[4 * j + 2] + f2) / den
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -374,14 +472,29 @@ def two_colour_mask(image, on, colours, weights, flip, out):
     colour and weight of the pixel's side (``colours`` (2, 3) float: person, background;
     ``weights`` (2,) float, the colours' alphas times the opacity)."""
     h, w = on.shape
+    n = 3 * w
+    cf = np.empty(n, np.float32)
+    cb = np.empty(n, np.float32)
+    for x in range(w):
+        for k in range(3):
+            cf[3 * x + k] = colours[0, k]
+            cb[3 * x + k] = colours[1, k]
+    wf, wb = weights[0], weights[1]
     for y in prange(h):
-        for x in range(w):
-            s = 0 if on[y, x] else 1
-            a = weights[s]
-            xo = w - 1 - x if flip else x
-            for c in range(3):
-                v = np.float32(image[y, x, c])
-                out[y, xo, c] = image[y, x, c] if a == _ZERO else _byte(_lerp(v, colours[s, c], a))
+        o3 = np.empty(n, np.bool_)
+        _spread3(on[y], o3)
+        im = image[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        for q in range(n):
+            s = o3[q]
+            a = wf if s else wb
+            col = cf[q] if s else cb[q]
+            v = im[q]
+            lerped = _byte(_lerp(np.float32(v), col, a))
+            dst[q] = v if a == _ZERO else lerped
+        if flip:
+            _mirror(dst, o, w, 3)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -390,21 +503,37 @@ def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, o
     ``(c_f a_f m + c_b a_b (1 - m) + eps c) / (a_f m + a_b (1 - m) + eps)`` (``c`` the pixel's own
     colour), alpha ``(a_f m + a_b (1 - m)) * opacity``, drawn over the picture."""
     h, w = on.shape
-    pf0, pf1, pf2 = colours[0, 0] * alphas[0], colours[0, 1] * alphas[0], colours[0, 2] * alphas[0]
-    pb0, pb1, pb2 = colours[1, 0] * alphas[1], colours[1, 1] * alphas[1], colours[1, 2] * alphas[1]
+    n = 3 * w
+    pf = np.empty(n, np.float32)
+    pb = np.empty(n, np.float32)
+    cf = np.empty(n, np.float32)
+    cb = np.empty(n, np.float32)
+    for x in range(w):
+        for k in range(3):
+            pf[3 * x + k] = colours[0, k] * alphas[0]
+            pb[3 * x + k] = colours[1, k] * alphas[1]
+            cf[3 * x + k] = colours[0, k]
+            cb[3 * x + k] = colours[1, k]
+    af, ab = alphas[0], alphas[1]
     for y in prange(h):
-        for x in range(w):
-            mm = m[y, x]
-            s = 0 if on[y, x] else 1
-            cov = mm * (alphas[0] - alphas[1]) + alphas[1]
+        o3 = np.empty(n, np.bool_)
+        m3 = np.empty(n, np.float32)
+        _spread3(on[y], o3)
+        _spread3(m[y], m3)
+        im = image[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        for q in range(n):
+            mm = m3[q]
+            cov = mm * (af - ab) + ab
             den = cov + eps
             a = cov * opacity
-            xo = w - 1 - x if flip else x
-            for c in range(3):
-                pf = pf0 if c == 0 else (pf1 if c == 1 else pf2)
-                pb = pb0 if c == 0 else (pb1 if c == 1 else pb2)
-                colour = (pb + mm * (pf - pb) + eps * colours[s, c]) / den
-                out[y, xo, c] = _byte(_lerp(np.float32(image[y, x, c]), colour, a))
+            own = cf[q] if o3[q] else cb[q]
+            colour = (pb[q] + mm * (pf[q] - pb[q]) + eps * own) / den
+            dst[q] = _byte(_lerp(np.float32(im[q]), colour, a))
+        if flip:
+            _mirror(dst, o, w, 3)
+
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -413,8 +542,14 @@ def cutout(fg, fg_scale, alpha, flip, out):
     with alpha ``round(255 * alpha)``."""
     h, w = alpha.shape
     for y in prange(h):
+        f = fg[y].reshape(3 * w)
+        o = out[y].reshape(4 * w)
+        a = alpha[y]
+        dst = np.empty(4 * w, np.uint8) if flip else o
         for x in range(w):
-            xo = w - 1 - x if flip else x
-            for c in range(3):
-                out[y, xo, c] = _byte(np.float32(fg[y, x, c]) * fg_scale)
-            out[y, xo, 3] = _byte(alpha[y, x] * _255)
+            dst[4 * x] = _byte(np.float32(f[3 * x]) * fg_scale)
+            dst[4 * x + 1] = _byte(np.float32(f[3 * x + 1]) * fg_scale)
+            dst[4 * x + 2] = _byte(np.float32(f[3 * x + 2]) * fg_scale)
+            dst[4 * x + 3] = _byte(a[x] * _255)
+        if flip:
+            _mirror(dst, o, w, 4)

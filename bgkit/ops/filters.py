@@ -355,6 +355,10 @@ def _background_low(x: torch.Tensor, w: torch.Tensor, sigma: float, f: int, eps:
     c = x.shape[2]
     low, start = _reduced_blur_low(x, sigma, f, weight=w)
     num, den = low[:, :, :c], low[:, :, c:]
+    if c == 3:
+        colour = kernels.background_colour(low, eps)
+        if colour is not None:
+            return colour, den, start
     fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)  # the background's mean colour
     colour = (num + eps * fallback) / (den + eps)
     return colour.contiguous(), den, start

@@ -26,7 +26,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "apply_matting", "available", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+__all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
            "guided_coefficients", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
            "weighted_reduce"]
 
@@ -177,11 +177,12 @@ def blend(fg: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, flip: bool = 
     if not _cpu(fg, alpha, bg) or alpha.dim() != 2:
         return None
     f = _picture(fg)
-    b = _np(bg.float().reshape(1, 1, 3)) if bg.dim() == 1 and bg.numel() == 3 else _picture(bg)
-    if f is None or b is None:
+    colour = bg.numel() == 3 and bg.dim() in (1, 3)  # an RGB colour, (3,) or (1, 1, 3)
+    b = _np(bg.float().reshape(3)) if colour else _picture(bg)
+    if f is None or b is None or f.shape[:2] != tuple(alpha.shape) or (not colour and b.shape != f.shape):
         return None
     out = _out(*alpha.shape)
-    _k().blend(f, np.float32(fg_scale), b, _np(alpha.float()), bool(flip), out)
+    (_k().blend_colour if colour else _k().blend)(f, np.float32(fg_scale), b, _np(alpha.float()), bool(flip), out)
     return torch.from_numpy(out)
 
 
@@ -217,6 +218,17 @@ def separable_blur_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor | 
     n, m, c = x.shape
     out = np.empty((n - 2 * r, m - 2 * r, c), np.float32)
     _k().separable_blur_valid(_np(x.float()), _np(taps.float()), out)
+    return torch.from_numpy(out)
+
+
+def background_colour(low: torch.Tensor, eps: float) -> torch.Tensor | None:
+    """A bokeh's blurred background from ``low`` (n, m, 4) float32 = (blur(x w), blur(w)):
+    ``(num + eps * fallback) / (den + eps)``, fallback the mean colour ``sum(num) / max(sum(den),
+    eps)``; (n, m, 3) float32. ``bgkit.ops.filters._background_low``'s normalisation in two passes."""
+    if not _cpu(low) or low.dim() != 3 or low.shape[2] != 4:
+        return None
+    out = np.empty((*low.shape[:2], 3), np.float32)
+    _k().background_colour(_np(low.float()), np.float32(eps), out)
     return torch.from_numpy(out)
 
 

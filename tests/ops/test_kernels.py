@@ -150,6 +150,26 @@ def test_blends_are_blend_t(flip):
             _close_pictures(kernels.blend(fg, p, bg, flip, scale), want)
 
 
+def test_blend_takes_a_colour_either_shape_and_leaves_other_shapes_to_torch():
+    img, p = _scene()
+    colour = torch.tensor([10.0, 200.0, 30.0])
+    want = kernels.blend(img, p, colour)
+    assert torch.equal(kernels.blend(img, p, colour.reshape(1, 1, 3)), want)
+    assert kernels.blend(img, p, img[:, :40].contiguous()) is None  # not the frame's size: torch broadcasts or says why
+
+
+def test_background_colour_is_the_masked_blurs_normalisation():
+    img, p = _scene(60, 80)
+    low, _ = filters._reduced_blur_low(img, 4.5, 3, weight=1.0 - p)
+    num, den = low[:, :, :3], low[:, :, 3:]
+    eps = filters.MASKED_BLUR_EPS
+    fallback = num.sum(dim=(0, 1)) / den.sum().clamp(min=eps)
+    want = (num + eps * fallback) / (den + eps)
+    torch.testing.assert_close(kernels.background_colour(low, eps), want, atol=1e-3, rtol=1e-5)
+    empty = torch.zeros_like(low)  # no background anywhere: the fallback is 0 / eps, never a NaN
+    assert torch.isfinite(kernels.background_colour(empty, eps)).all()
+
+
 def test_blend_upsampled_is_the_upsampled_background():
     img, p = _scene(60, 80)
     low, f, start = filters.background_blur_low(img, 1.0 - p, 4.5)
