@@ -90,13 +90,41 @@ class ModelOutput:
         return self.full
 
 
+def frame_u8_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An (H, W, 3) uint8 RGB array as an (H, W, 3) uint8 tensor on ``device`` (no copy on a CPU
+    unless the array is read-only)."""
+    t = torch.from_numpy(rgb) if rgb.flags.writeable else torch.from_numpy(rgb.copy())
+    return t.to(device, non_blocking=True)
+
+
+def float01(frame_u8: torch.Tensor) -> torch.Tensor:
+    """An (H, W, 3) uint8 frame tensor as (1, 3, H, W) float32 0..1 on its device."""
+    return frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """An (H, W, 3) uint8 RGB array as (the same, as an (H, W, 3) uint8 tensor on ``device``,
-    a (1, 3, H, W) float32 tensor in 0..1 on ``device``) -- the one conversion per frame."""
-    t = torch.from_numpy(rgb) if rgb.flags.writeable else torch.from_numpy(rgb.copy())
-    t = t.to(device, non_blocking=True)
-    x01 = t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-    return t, x01
+    a (1, 3, H, W) float32 tensor in 0..1 on ``device``)."""
+    t = frame_u8_tensor(rgb, device)
+    return t, float01(t)
+
+
+def frame_inputs(rgb: np.ndarray, segmenter: "Segmenter") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What :meth:`Segmenter.infer` takes for an (H, W, 3) uint8 RGB frame: (the uint8 tensor,
+    the (1, 3, H, W) 0..1 float tensor) -- the float one None for a segmenter that takes
+    ``frame_u8`` (it makes it only where it needs it: on a CPU the fused kernels read the uint8
+    frame, and a 640x480 float copy costs about half a millisecond)."""
+    frame = frame_u8_tensor(rgb, segmenter.device)
+    return frame, (None if takes_uint8(type(segmenter)) else float01(frame))
+
+
+def frame_size(frame01: torch.Tensor | None, frame_u8: torch.Tensor | None) -> tuple[int, int]:
+    """(H, W) of the frame :meth:`Segmenter.infer` was given (``frame01`` or else ``frame_u8``)."""
+    if frame01 is not None:
+        return int(frame01.shape[-2]), int(frame01.shape[-1])
+    if frame_u8 is None:
+        raise ValueError("infer needs the frame: frame01 ((1, 3, H, W) float 0..1) or frame_u8 ((H, W, 3) uint8)")
+    return int(frame_u8.shape[0]), int(frame_u8.shape[1])
 
 
 @functools.lru_cache(maxsize=None)
@@ -106,7 +134,8 @@ def takes_uint8(cls: type) -> bool:
     return "frame_u8" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def model_input(frame01: torch.Tensor, size: tuple[int, int], frame_u8: torch.Tensor | None = None) -> torch.Tensor:
+def model_input(frame01: torch.Tensor | None, size: tuple[int, int], frame_u8: torch.Tensor | None = None
+                ) -> torch.Tensor:
     """``frame01`` (1, 3, H, W) scaled to ``size`` (height, width) with antialiased bilinear
     resampling, (1, 3, h, w) float32 0..1. From ``frame_u8`` ((H, W, 3) uint8, the same frame)
     where given: the uint8 resampling is about 4x faster on a CPU, and differs by under half a
@@ -115,6 +144,8 @@ def model_input(frame01: torch.Tensor, size: tuple[int, int], frame_u8: torch.Te
         low = F.interpolate(frame_u8.permute(2, 0, 1).unsqueeze(0), size=size, mode="bilinear",
                             align_corners=False, antialias=True)
         return low.float().div_(255.0).contiguous()
+    if frame01 is None:
+        frame01 = float01(frame_u8)
     return F.interpolate(frame01, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -188,12 +219,13 @@ class Segmenter:
         return False
 
     @torch.inference_mode()
-    def infer(self, frame01: torch.Tensor, internal_resolution: InternalResolution = None, state: Any = None,
+    def infer(self, frame01: torch.Tensor | None, internal_resolution: InternalResolution = None, state: Any = None,
               parts: bool = False, instances: bool = False, frame_u8: torch.Tensor | None = None) -> ModelOutput:
         """Run the model on one frame.
 
         Args:
-            frame01: (1, 3, H, W) float32 RGB in 0..1 on ``self.device`` (see :func:`frame_tensor`).
+            frame01: (1, 3, H, W) float32 RGB in 0..1 on ``self.device`` (see :func:`frame_tensor`),
+                or None where ``frame_u8`` is given (it is then made from that where needed).
             internal_resolution: see :meth:`segment_person`.
             state: the previous frame's ``ModelOutput.state`` for stateful models (ignored here).
             parts: also give the body parts (``part_ids``); ValueError for a model without them.
@@ -214,11 +246,12 @@ class Segmenter:
             raise ValueError(f"{self.name} has no body parts; the part effects need a model with a body-part head "
                              "(bodypix, bodypix_050, ...)")
         t0 = time.perf_counter()
-        h, w = frame01.shape[-2:]
+        h, w = frame_size(frame01, frame_u8)
         size = self.model_input_size(h, w, internal_resolution)
-        low = frame01
         if (h, w) != tuple(size):
             low = model_input(frame01, size, frame_u8)
+        else:
+            low = frame01 if frame01 is not None else float01(frame_u8)
         prob = self._run((low - self._mean) / self._std).to(self.device)
         if prob.shape[-2:] != low.shape[-2:]:
             prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -256,9 +289,9 @@ class Segmenter:
             segmentation_threshold, "segmentation_threshold", 0.0, 1.0)
         rgb = load_image(image)
         with torch.inference_mode():
-            frame, x01 = frame_tensor(rgb, self.device)
+            frame, x01 = frame_inputs(rgb, self)
             out = self.infer(x01, internal_resolution, self.initial_state(),
-                             **({"frame_u8": frame} if takes_uint8(type(self)) else {}))
+                             **({"frame_u8": frame} if x01 is None else {}))
             prob = out.probability.flip(-1) if flip_horizontal else out.probability
             fg = out.foreground
             if fg is not None and flip_horizontal:

@@ -286,7 +286,7 @@ COEFFICIENT_SUBSAMPLE = 2
 
 
 def refine_t(
-    guide01: torch.Tensor, low_guide: torch.Tensor, low_probability: torch.Tensor,
+    guide01: torch.Tensor | None, low_guide: torch.Tensor, low_probability: torch.Tensor,
     radius: float = DEFAULT_RADIUS, eps: float = DEFAULT_EPS, frame_u8: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Edge refinement as the pipeline runs it, from the grid the model saw.
@@ -299,7 +299,8 @@ def refine_t(
     (1, 3, H, W), taking its edges from the frame. Returns the refined (H, W) probability,
     clipped to 0..1. ``frame_u8``, the same frame as (H, W, 3) uint8, lets the fused CPU kernels
     compute the coefficients in one call (:func:`bgkit.ops.kernels.guided_coefficients`) and do the
-    full-size step in one pass (:func:`bgkit.ops.kernels.apply_guided`).
+    full-size step in one pass (:func:`bgkit.ops.kernels.apply_guided`); ``guide01`` may then be
+    None (made from it where the kernels don't run).
     """
     s = COEFFICIENT_SUBSAMPLE
     h, w = low_guide.shape[-2:]
@@ -322,6 +323,10 @@ def refine_t(
         fast = kernels.apply_guided(ab, frame_u8)
         if fast is not None:
             return fast
+    if guide01 is None:
+        if frame_u8 is None:
+            raise ValueError("refine_t needs the full-size frame: guide01 or frame_u8")
+        guide01 = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     return apply_coefficients(ab, guide01)[0, 0].clamp_(0.0, 1.0)
 
 

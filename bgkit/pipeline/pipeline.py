@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from ..core.segmentation import Segmentation, soft_alpha
 from ..io.images import ImageLike, load_image
-from ..models.segmenter import ModelOutput, Segmenter, frame_tensor, takes_uint8
+from ..models.segmenter import ModelOutput, Segmenter, float01, frame_inputs, frame_u8_tensor
 from ..ops.compositing import bokeh_t, cover, cutout_t, draw_two_colour_mask_t, replace_t
 from ..ops.people import keep_only, main_person
 from ..ops import kernels
@@ -178,7 +178,7 @@ class Pipeline:
         segmenter, settings = self._segmenter, self._settings
         check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
-            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            frame, frame01 = frame_inputs(rgb, segmenter)
             seg = self._segment(segmenter, settings, frame01, segmenter.initial_state(), None, frame)[0]
             return Result(self._draw(frame, seg, settings), seg)
 
@@ -188,7 +188,7 @@ class Pipeline:
         segmenter, settings = self._segmenter, self._settings
         check_memory(*rgb.shape[:2], settings, self.max_pixels)
         with torch.inference_mode():
-            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            frame, frame01 = frame_inputs(rgb, segmenter)
             return self._segment(segmenter, settings, frame01, segmenter.initial_state(), None, frame)[0]
 
     def render(self, image: ImageLike, segmentation: Segmentation, settings: EffectSettings | None = None) -> np.ndarray:
@@ -203,7 +203,7 @@ class Pipeline:
             raise ValueError(f"size mismatch: image is {rgb.shape[1]}x{rgb.shape[0]} but the segmentation is "
                              f"{segmentation.width}x{segmentation.height}")
         with torch.inference_mode():
-            frame, _ = frame_tensor(rgb, self._segmenter.device)
+            frame = frame_u8_tensor(rgb, self._segmenter.device)
             return self._draw(frame, segmentation, s)
 
     def stream(self) -> "Stream":
@@ -213,10 +213,12 @@ class Pipeline:
     # -- the data path ---------------------------------------------------------------------------
 
     def _segment(
-        self, segmenter: Segmenter, s: EffectSettings, frame01: torch.Tensor, state: Any,
-        smoother: TemporalSmoother | None, frame: torch.Tensor | None = None,
+        self, segmenter: Segmenter, s: EffectSettings, frame01: torch.Tensor | None, state: Any,
+        smoother: TemporalSmoother | None, frame: torch.Tensor,
     ) -> tuple[Segmentation, Any]:
-        """Model -> refinement -> (stream: smoothing) -> probability, alpha and mask."""
+        """Model -> refinement -> (stream: smoothing) -> probability, alpha and mask. ``frame`` is
+        the (H, W, 3) uint8 frame tensor, ``frame01`` the same as :func:`frame_inputs` gives it
+        (None for a segmenter that takes ``frame_u8``)."""
         t0 = time.perf_counter()
         extra = {}
         if s.effect in PART_EFFECTS:
@@ -226,7 +228,7 @@ class Pipeline:
             extra["parts"] = True
         if s.people != "all" and segmenter.has_instances:
             extra["instances"] = True
-        if frame is not None and takes_uint8(type(segmenter)):
+        if frame01 is None:
             extra["frame_u8"] = frame
         out: ModelOutput = segmenter.infer(frame01, s.internal_resolution, state, **extra)
         timings = dict(out.timings)
@@ -236,6 +238,8 @@ class Pipeline:
             t1 = time.perf_counter()
             low_frame, low_p = out.low_frame, out.low_probability
             if low_p is None:  # a model that answers at the frame's size: refine on the grid it saw
+                if frame01 is None:
+                    frame01 = float01(frame)
                 low = F.interpolate(torch.cat([frame01, out.probability[None, None]], dim=1),
                                     size=out.model_input_size, mode="bilinear", align_corners=False, antialias=True)
                 low_frame, low_p = low[:, :3], low[:, 3:]
@@ -364,7 +368,7 @@ def render(image: ImageLike, segmentation: Segmentation, settings: EffectSetting
         raise ValueError(f"size mismatch: image is {rgb.shape[1]}x{rgb.shape[0]} but the segmentation is "
                          f"{segmentation.width}x{segmentation.height}")
     with torch.inference_mode():
-        frame, _ = frame_tensor(rgb, torch.device("cpu"))
+        frame = frame_u8_tensor(rgb, torch.device("cpu"))
         return draw(frame, segmentation, settings)
 
 
@@ -411,7 +415,7 @@ class Stream:
                 self._forget()
                 self._segmenter, self._size = segmenter, size
                 self._state = segmenter.initial_state()
-            frame, frame01 = frame_tensor(rgb, segmenter.device)
+            frame, frame01 = frame_inputs(rgb, segmenter)
             seg, self._state = pipe._segment(segmenter, settings, frame01, self._state, self.smoother, frame)
             self.frames += 1
             if not draw:

@@ -139,3 +139,20 @@ def test_every_model_names_the_file_its_weights_load_from(tmp_path, monkeypatch)
     assert get_spec("lraspp").weights_file({"a": torch.zeros(1)}) is None  # in memory: no file
     monkeypatch.setenv("BGKIT_DEEPLABV3_WEIGHTS", str(tmp_path / "env.pth"))
     assert get_spec("deeplabv3").weights_file(None) == tmp_path / "env.pth"
+
+
+@pytest.mark.parametrize("resolution", ["medium", "full"])
+def test_infer_takes_the_uint8_frame_alone(segmenter, resolution):
+    """The pipeline gives infer only the uint8 frame (frame01=None) for segmenters that take it:
+    the same output as from both, at a resized input and at the frame's own size; neither is an error."""
+    from bgkit.models.segmenter import frame_inputs, frame_tensor
+
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frame, x01 = frame_inputs(rgb, segmenter)
+    assert x01 is None and frame.dtype == torch.uint8 and frame.shape == (48, 64, 3)
+    u8, both01 = frame_tensor(rgb, segmenter.device)
+    alone = segmenter.infer(None, resolution, frame_u8=frame)
+    both = segmenter.infer(both01, resolution, frame_u8=u8)
+    assert torch.equal(alone.probability, both.probability)
+    with pytest.raises(ValueError, match="frame01 .* or frame_u8"):
+        segmenter.infer(None, resolution)

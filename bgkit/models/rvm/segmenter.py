@@ -51,7 +51,7 @@ from ...ops import kernels
 from ..backends import OnnxSignature, make_runner, onnxruntime_available, openvino_available, resolve_backend
 from ..downloads import ModelFile, cached_path, is_cached, model_file_path
 from ..registry import ModelSpec, WeightsUnavailableError, local_weights_file, register
-from ..segmenter import ModelOutput, Segmenter
+from ..segmenter import ModelOutput, Segmenter, float01, frame_size
 from .net import (MEAN, STD, RobustVideoMatting, apply_coefficients, default_downsample_ratio, downsample,
                   downsample_taps, load_rvm_onnx, low_res_size, state_shapes)
 
@@ -182,7 +182,7 @@ class RVMSegmenter(Segmenter):
             return self._runner
 
     @torch.inference_mode()
-    def infer(self, frame01: torch.Tensor, internal_resolution: InternalResolution = None, state: Any = None,
+    def infer(self, frame01: torch.Tensor | None, internal_resolution: InternalResolution = None, state: Any = None,
               parts: bool = False, instances: bool = False, frame_u8: torch.Tensor | None = None) -> ModelOutput:
         """One frame (see :meth:`Segmenter.infer`): alpha as ``full`` (H, W), ``foreground`` (H, W, 3)
         RGB 0..1, ``state`` the new (r1, r2, r3, r4). A ``state`` whose shapes do not fit this frame
@@ -196,9 +196,12 @@ class RVMSegmenter(Segmenter):
             raise ValueError(f"{self.name} has no body parts; the part effects need a model with a body-part head "
                              "(bodypix, bodypix_050, ...)")
         t0 = time.perf_counter()
-        h, w = (int(n) for n in frame01.shape[-2:])
+        h, w = frame_size(frame01, frame_u8)
+        batch = 1 if frame01 is None else int(frame01.shape[0])
+        if frame01 is None and self.backend == "eager":
+            frame01 = float01(frame_u8)
         ratio = downsample_ratio(h, w, internal_resolution)
-        shapes = state_shapes(h, w, ratio, frame01.shape[0])
+        shapes = state_shapes(h, w, ratio, batch)
         if state is None or len(state) != 4 or any(tuple(s.shape) != t for s, t in zip(state, shapes)):
             state = tuple(torch.zeros(t, dtype=torch.float32, device=self.device) for t in shapes)
         timings = {}
@@ -207,20 +210,22 @@ class RVMSegmenter(Segmenter):
             foreground, alpha = fgr[0].permute(1, 2, 0), pha[0, 0]
         else:
             r = float(np.float32(ratio))  # as the network takes it
-            src_lr = frame01 if r == 1.0 else None
-            if src_lr is None and frame_u8 is not None and frame01.shape[0] == 1:
+            src_lr = None
+            if r != 1.0 and frame_u8 is not None and batch == 1:
                 src_lr = kernels.resize_taps(frame_u8, *downsample_taps(h, w, r))
             if src_lr is None:
-                src_lr = downsample(frame01, r)
+                if frame01 is None:
+                    frame01 = float01(frame_u8)
+                src_lr = frame01 if r == 1.0 else downsample(frame01, r)
             coef, *new = self._fast_runner()(src_lr, *state)
             coef = coef.to(self.device)
             timings["model"] = (time.perf_counter() - t0) * 1000.0
             t1 = time.perf_counter()
-            fused = kernels.apply_matting(coef, frame_u8) if frame_u8 is not None and frame01.shape[0] == 1 else None
+            fused = kernels.apply_matting(coef, frame_u8) if frame_u8 is not None and batch == 1 else None
             if fused is not None:
                 foreground, alpha = fused
             else:
-                fgr, pha = apply_coefficients(frame01, coef)
+                fgr, pha = apply_coefficients(frame01 if frame01 is not None else float01(frame_u8), coef)
                 foreground, alpha = fgr[0].permute(1, 2, 0), pha[0, 0]
             timings["matte"] = (time.perf_counter() - t1) * 1000.0
         timings.setdefault("model", (time.perf_counter() - t0) * 1000.0)
