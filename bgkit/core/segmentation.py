@@ -300,8 +300,8 @@ class Segmentation:
         return None if self._part_ids is None else self._numpy("part_ids", self._part_ids, np.int8)
 
     def tensor(self, name: str, device: torch.device | str | None = None) -> torch.Tensor:
-        """``probabilities``, ``alpha``, ``mask`` or ``foreground`` as a torch tensor (no copy where
-        it already is one on ``device``): for code that stays in torch, e.g. on a GPU."""
+        """``probabilities``, ``alpha``, ``mask`` (bool) or ``foreground`` as a torch tensor (no copy
+        where it already is one on ``device``): for code that stays in torch, e.g. on a GPU."""
         import torch
 
         raw = {"probabilities": self._probabilities, "alpha": self._alpha, "mask": self._mask,
@@ -309,8 +309,6 @@ class Segmentation:
         if raw is None:
             raise ValueError(f"this segmentation has no {name}")
         t = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(raw))
-        if t.dtype == torch.bool:
-            t = t.to(torch.uint8)
         return t if device is None else t.to(device)
 
     # -- construction -------------------------------------------------------------------------------

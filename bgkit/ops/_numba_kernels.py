@@ -537,6 +537,85 @@ def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, o
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def mask_block_means(on, f, pad, out):
+    """Means over f x f blocks of a bool mask ``on`` (H, W) as 0/1, the edges replicated as in
+    :func:`weighted_reduce`: ``out`` (ceil(H / f) + 2 pad, ceil(W / f) + 2 pad) float32."""
+    h, w = on.shape
+    n, m = out.shape
+    scale = np.float32(1.0 / (f * f))
+    for i in prange(n):
+        acc = np.zeros(w, np.float32)
+        for dy in range(f):
+            src = on[min(max((i - pad) * f + dy, 0), h - 1)]
+            for x in range(w):
+                acc[x] += np.float32(src[x])
+        for j in range(m):
+            s = _ZERO
+            for dx in range(f):
+                s += acc[min(max((j - pad) * f + dx, 0), w - 1)]
+            out[i, j] = s * scale
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blurred_two_colour_mask_upsampled(image, on, low, f, start, colours, alphas, opacity, eps, flip, out):
+    """:func:`blurred_two_colour_mask` with the coverage given at 1/f resolution, ``low`` (n, m),
+    brought to full size on the fly as ``bgkit.ops.filters._upsample`` does (torch.lerp along the
+    rows, then down the columns)."""
+    h, w = on.shape
+    n = 3 * w
+    delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
+    ff = np.float32(f)
+    k_first = start // f
+    k_last = (h - 1 + start) // f + 1
+    cols = np.empty(w, np.int64)
+    tx = np.empty(w, np.float32)
+    for x in range(w):
+        cols[x] = (x + start) // f
+        tx[x] = (np.float32((x + start) % f) + delta) / ff
+    hz = np.empty((k_last - k_first + 1, w), np.float32)  # the low rows read, interpolated along
+    for kk in prange(k_last - k_first + 1):
+        src = low[k_first + kk]
+        for x in range(w):
+            hz[kk, x] = _lerp(src[cols[x]], src[cols[x] + 1], tx[x])
+    pf = np.empty(n, np.float32)
+    pb = np.empty(n, np.float32)
+    cf = np.empty(n, np.float32)
+    cb = np.empty(n, np.float32)
+    for x in range(w):
+        for k in range(3):
+            pf[3 * x + k] = colours[0, k] * alphas[0]
+            pb[3 * x + k] = colours[1, k] * alphas[1]
+            cf[3 * x + k] = colours[0, k]
+            cb[3 * x + k] = colours[1, k]
+    af, ab = alphas[0], alphas[1]
+    for y in prange(h):
+        kk = (y + start) // f - k_first
+        ty = (np.float32((y + start) % f) + delta) / ff
+        top = hz[kk]
+        bot = hz[kk + 1]
+        mrow = np.empty(w, np.float32)
+        for x in range(w):
+            mrow[x] = _lerp(top[x], bot[x], ty)
+        o3 = np.empty(n, np.bool_)
+        m3 = np.empty(n, np.float32)
+        _spread3(on[y], o3)
+        _spread3(mrow, m3)
+        im = image[y].reshape(n)
+        o = out[y].reshape(n)
+        dst = np.empty(n, np.uint8) if flip else o
+        for q in range(n):
+            mm = m3[q]
+            cov = mm * (af - ab) + ab
+            den = cov + eps
+            a = cov * opacity
+            own = cf[q] if o3[q] else cb[q]
+            colour = (pb[q] + mm * (pf[q] - pb[q]) + eps * own) / den
+            dst[q] = _byte(_lerp(np.float32(im[q]), colour, a))
+        if flip:
+            _mirror(dst, o, w, 3)
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def cutout(fg, fg_scale, alpha, flip, out):
     """RGBA: ``round(fg * fg_scale)`` (or the picture as it is, for uint8 ``fg`` and scale 1)
     with alpha ``round(255 * alpha)``."""

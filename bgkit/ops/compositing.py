@@ -51,7 +51,7 @@ from ..core.colors import Color, is_color, parse_color
 from ..core.segmentation import Segmentation
 from ..io.images import ImageLike, load_image
 from . import kernels
-from .filters import MASKED_BLUR_EPS, background_blur_hwc, background_blur_low, blur_hwc, masked_blur_hwc
+from .filters import MASKED_BLUR_EPS, background_blur_hwc, background_blur_low, blur_hwc, mask_blur_low, masked_blur_hwc
 
 __all__ = [
     "MAX_BLUR",
@@ -224,7 +224,7 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
     ``(c_f a_f m + c_b a_b (1 - m) + eps c) / (a_f m + a_b (1 - m) + eps)``, coverage
     ``a_f m + a_b (1 - m)`` (``c`` the pixel's own mask colour, as :func:`masked_blur` falls back to)."""
     device = image.device
-    on = person > 0.5
+    on = person if person.dtype == torch.bool else person > 0.5
     a_f, a_b = (torch.tensor(float(c[3]), dtype=torch.float32, device=device).div_(255.0) for c in (foreground, background))
     c_f, c_b = (torch.tensor(c[:3], dtype=torch.float32, device=device) for c in (foreground, background))
     colours = np.array([foreground[:3], background[:3]], np.float32)
@@ -240,6 +240,12 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
         colour = torch.where(on.unsqueeze(-1), c_f, c_b)
         alpha = torch.where(on, a_f, a_b).mul_(opacity)
         return _flip(blend_t(colour, alpha, image), flip)
+    low = mask_blur_low(on, blur)  # the fused CPU kernels: the coverage's upsampling fused into the blend
+    if low is not None:
+        fast = kernels.blurred_two_colour_mask_upsampled(image, on, *low, colours, alphas, opacity, MASKED_BLUR_EPS,
+                                                         flip)
+        if fast is not None:
+            return fast
     m = blur_hwc(on.float().unsqueeze(-1), blur)[:, :, 0]
     fast = kernels.blurred_two_colour_mask(image, on, m, colours, alphas, opacity, MASKED_BLUR_EPS, flip)
     if fast is not None:

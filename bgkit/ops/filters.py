@@ -235,17 +235,39 @@ def _upsample(low: torch.Tensor, f: int, start: int, h: int, w: int) -> torch.Te
     return out.view((n - 1) * f, w, c)[start:start + h]
 
 
+def _reduced_kernel(sigma: float, f: int) -> tuple[torch.Tensor, int]:
+    """The reduced-resolution Gaussian (taps, radius) of a blur of ``sigma`` at reduction ``f``.
+
+    Variances (in full-resolution pixels) add up: the f x f box average contributes
+    (f^2 - 1) / 12, bilinear upsampling by f about f^2 / 6 (a triangle of half-width f),
+    the reduced blur f^2 sigma_r^2. Pick sigma_r so the total is sigma^2."""
+    var_r = (sigma * sigma - (f * f - 1) / 12.0 - f * f / 6.0) / (f * f)
+    return _kernel(math.sqrt(max(var_r, 0.25)))
+
+
+def mask_blur_low(on: torch.Tensor, sigma: float) -> tuple[torch.Tensor, int, int] | None:
+    """``blur_hwc(on.float()[..., None], sigma)`` of a bool mask (H, W) before it is brought to
+    full size: (the blurred mask at 1/f resolution (n, m) float32, f, the phase to upsample it
+    with, as ``_upsample`` takes them), made by the fused CPU kernels without a full-size float
+    copy; None where the blur runs at full resolution or the kernels don't run."""
+    f = reduction_factor(sigma)
+    if f == 1 or on.dtype != torch.bool or on.dim() != 2:
+        return None
+    k, r = _reduced_kernel(sigma, f)
+    low = kernels.mask_block_means(on, f, r + 1)
+    blurred = None if low is None else kernels.separable_blur_valid(low, k)
+    if blurred is None:
+        return None
+    return blurred[:, :, 0], f, f - math.ceil((f - 1) / 2.0)
+
+
 def _reduced_blur_low(x: torch.Tensor, sigma: float, f: int, weight: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, int]:
     """The reduced-resolution blur of (H, W, C) ``x`` before upsampling, and the phase
     ``start`` to upsample it with (see :func:`_upsample`). With ``weight`` (H, W), ``x`` is a
     uint8 picture and what is blurred is (x * weight, weight), (H, W, C + 1), as a masked blur
     needs: the fused CPU kernels then make the reduced copy without a full-size product."""
-    # Variances (in full-resolution pixels) add up: the f x f box average contributes
-    # (f^2 - 1) / 12, bilinear upsampling by f about f^2 / 6 (a triangle of half-width f),
-    # the reduced blur f^2 sigma_r^2. Pick sigma_r so the total is sigma^2.
-    var_r = (sigma * sigma - (f * f - 1) / 12.0 - f * f / 6.0) / (f * f)
-    k, r = _kernel(math.sqrt(max(var_r, 0.25)))
+    k, r = _reduced_kernel(sigma, f)
     # r blocks of padding feed the reduced kernel; one more lets the bilinear
     # upsampling interpolate (never clamp) at the frame's edges.
     low = None if weight is None else kernels.weighted_reduce(x, weight, f, r + 1)

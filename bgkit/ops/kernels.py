@@ -26,7 +26,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask", "cutout",
+__all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask",
+           "blurred_two_colour_mask_upsampled", "cutout", "mask_block_means",
            "guided_coefficients", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
            "weighted_reduce"]
 
@@ -252,6 +253,31 @@ def blurred_two_colour_mask(image: torch.Tensor, on: torch.Tensor, coverage: tor
     out = _out(*on.shape)
     _k().blurred_two_colour_mask(_np(image), _np(on.bool()), _np(coverage.float()), colours, alphas,
                                  np.float32(opacity), np.float32(eps), bool(flip), out)
+    return torch.from_numpy(out)
+
+
+def mask_block_means(on: torch.Tensor, f: int, pad: int) -> torch.Tensor | None:
+    """(ceil(H / f) + 2 pad, ceil(W / f) + 2 pad, 1) float32: means over f x f blocks of the bool
+    mask ``on`` (H, W) as 0/1, the edges replicated; ``bgkit.ops.filters._reduce`` of
+    ``on.float()[..., None]`` without the full-size float copy."""
+    if not _cpu(on) or on.dim() != 2 or on.dtype != torch.bool:
+        return None
+    h, w = on.shape
+    out = np.empty((-(-h // f) + 2 * pad, -(-w // f) + 2 * pad), np.float32)
+    _k().mask_block_means(_np(on), int(f), int(pad), out)
+    return torch.from_numpy(out).unsqueeze(-1)
+
+
+def blurred_two_colour_mask_upsampled(image: torch.Tensor, on: torch.Tensor, low: torch.Tensor, f: int, start: int,
+                                      colours: np.ndarray, alphas: np.ndarray, opacity: float, eps: float,
+                                      flip: bool = False) -> torch.Tensor | None:
+    """:func:`blurred_two_colour_mask` with the coverage at 1/f resolution (``low`` (n, m) and the
+    phase ``start``, as ``bgkit.ops.filters._upsample`` takes them), upsampled on the fly."""
+    if not _cpu(image, on, low) or image.dtype != torch.uint8 or low.dim() != 2:
+        return None
+    out = _out(*on.shape)
+    _k().blurred_two_colour_mask_upsampled(_np(image), _np(on.bool()), _np(low.float()), int(f), int(start), colours,
+                                           alphas, np.float32(opacity), np.float32(eps), bool(flip), out)
     return torch.from_numpy(out)
 
 

@@ -186,6 +186,20 @@ def test_weighted_reduce_is_reduce_of_the_weighted_picture(size):
                                    atol=2e-3, rtol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(60, 84), (61, 83), (5, 7)])
+def test_mask_blur_low_is_the_blur_of_the_mask_before_upsampling(size):
+    _, p = _scene(*size)
+    on = p > 0.5
+    for f, pad in ((2, 3), (3, 1)):
+        torch.testing.assert_close(kernels.mask_block_means(on, f, pad), filters._reduce(on.float()[..., None], f, pad),
+                                   atol=1e-6, rtol=0)
+    for sigma in (4.0, 7.5):
+        low, f, start = filters.mask_blur_low(on, sigma)
+        torch.testing.assert_close(filters._upsample(low[..., None], f, start, *size),
+                                   filters.blur_hwc(on.float()[..., None], sigma), atol=1e-5, rtol=0)
+    assert filters.mask_blur_low(on, 2.0) is None  # a blur at full resolution: no reduced copy
+
+
 def test_separable_blur_valid_is_sep_blur():
     x = torch.rand(40, 50, 4, generator=torch.Generator().manual_seed(0)) * 255
     k, r = filters._kernel(1.4)
