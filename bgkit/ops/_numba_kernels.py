@@ -68,17 +68,37 @@ def _rows_at(src, i0, i1, fy):
 def apply_guided(ab, y0, y1, wy, x0, x1, wx, rgb, q):
     """``q = clamp(b + sum_k a_k I_k, 0, 1)`` with (a_r, a_g, a_b, b) = ``ab`` (4, h, w)
     interpolated bilinearly (each output row's two sample rows ``y0``, ``y1`` and weight ``wy``;
-    columns alike) and ``I`` = ``rgb`` (H, W, 3) uint8 / 255."""
+    columns alike) and ``I`` = ``rgb`` (H, W, 3) uint8 / 255.
+    Every low row is first interpolated along to the full width (once, not once per output row)."""
     hh, ww = q.shape
+    _, hl, wl = ab.shape
+    hz = np.empty((hl, 4, ww), np.float32)  # every low row interpolated along to the full width
+    for i in prange(hl):
+        for k in range(4):
+            src = ab[k, i]
+            dst = hz[i, k]
+            for x in range(ww):
+                a = src[x0[x]]
+                dst[x] = a + (src[x1[x]] - a) * wx[x]
     for y in prange(hh):
-        row = _rows_at(ab, y0[y], y1[y], wy[y])
+        i0, i1, fy = y0[y], y1[y], wy[y]
+        co = np.empty((4, ww), np.float32)
+        for k in range(4):
+            ta = hz[i0, k]
+            tb = hz[i1, k]
+            ck = co[k]
+            for x in range(ww):
+                ck[x] = ta[x] + (tb[x] - ta[x]) * fy
+        im = rgb[y].reshape(3 * ww)
+        out = q[y]
+        c0 = co[0]; c1 = co[1]; c2 = co[2]; c3 = co[3]
         for x in range(ww):
-            i, j, f = x0[x], x1[x], wx[x]
-            acc = row[3, i] + (row[3, j] - row[3, i]) * f
-            for k in range(3):
-                a = row[k, i] + (row[k, j] - row[k, i]) * f
-                acc += a * (np.float32(rgb[y, x, k]) / _255)
-            q[y, x] = min(max(acc, _ZERO), _ONE)
+            acc = c3[x]
+            acc += c0[x] * (np.float32(im[3 * x]) / _255)
+            acc += c1[x] * (np.float32(im[3 * x + 1]) / _255)
+            acc += c2[x] * (np.float32(im[3 * x + 2]) / _255)
+            out[x] = min(max(acc, _ZERO), _ONE)
+
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -249,38 +269,45 @@ def threshold_into(q, t, on):
 def soft_alpha(p, on, t, softness, r, alpha):
     """:func:`bgkit.soft_alpha`: 0/1 from ``on`` except near the edge (a pixel of the other side
     within ``r`` = ceil(softness / 2), edge pixels replicated), where it is the ramp
-    ``0.5 + (p - t) / (|grad p| softness)`` (central differences), kept on ``on``'s side of 0.5."""
+    ``0.5 + (p - t) / (|grad p| softness)`` (central differences), kept on ``on``'s side of 0.5.
+    Row by row: the window counts of ``on`` (vectorised sums), 0/1 everywhere, then the ramp
+    where the count is neither 0 nor full (a few pixels per row)."""
     h, w = p.shape
     half_soft = np.float32(0.5 * softness)
+    full = (2 * r + 1) * (2 * r + 1)
     for y in prange(h):
+        cs = np.zeros(w + 2 * r, np.int16)
+        for dy in range(-r, r + 1):
+            src = on[min(max(y + dy, 0), h - 1)]
+            for x in range(w):
+                cs[r + x] += np.int16(src[x])
+        for x in range(r):
+            cs[x] = cs[r]
+            cs[r + w + x] = cs[r + w - 1]
+        count = np.zeros(w, np.int16)
+        for dx in range(2 * r + 1):
+            for x in range(w):
+                count[x] += cs[x + dx]
+        o_row = on[y]
+        out = alpha[y]
         for x in range(w):
-            o = on[y, x]
-            near = False
-            if r == 1 and 0 < y < h - 1 and 0 < x < w - 1:
-                n = (np.int32(on[y - 1, x - 1]) + np.int32(on[y - 1, x]) + np.int32(on[y - 1, x + 1])
-                     + np.int32(on[y, x - 1]) + np.int32(on[y, x + 1]) + np.int32(on[y + 1, x - 1])
-                     + np.int32(on[y + 1, x]) + np.int32(on[y + 1, x + 1]))
-                near = n != (8 if o else 0)
-            else:
-                for dy in range(-r, r + 1):
-                    yy = min(max(y + dy, 0), h - 1)
-                    for dx in range(-r, r + 1):
-                        if on[yy, min(max(x + dx, 0), w - 1)] != o:
-                            near = True
-                            break
-                    if near:
-                        break
-            if not near:
-                alpha[y, x] = _ONE if o else _ZERO
+            out[x] = _ONE if o_row[x] else _ZERO
+        up = p[max(y - 1, 0)]
+        down = p[min(y + 1, h - 1)]
+        row = p[y]
+        for x in range(w):
+            c = count[x]
+            if c == 0 or c == full:
                 continue
-            gy = p[min(y + 1, h - 1), x] - p[max(y - 1, 0), x]
-            gx = p[y, min(x + 1, w - 1)] - p[y, max(x - 1, 0)]
+            o = o_row[x]
+            gy = down[x] - up[x]
+            gx = row[min(x + 1, w - 1)] - row[max(x - 1, 0)]
             slope = np.float32(math.sqrt(np.float64(gx) * gx + np.float64(gy) * gy)) * half_soft
             if slope >= _FLAT:
-                a = min(max((p[y, x] - t) / slope + _HALF, _ZERO), _ONE)
+                a = min(max((row[x] - t) / slope + _HALF, _ZERO), _ONE)
             else:
                 a = _ONE if o else _ZERO
-            alpha[y, x] = max(a, _ABOVE_HALF) if o else min(a, _HALF)
+            out[x] = max(a, _ABOVE_HALF) if o else min(a, _HALF)
 
 
 @njit(parallel=True, cache=True, nogil=True)
