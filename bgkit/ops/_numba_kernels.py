@@ -146,6 +146,35 @@ def resize_taps(rgb, y1, y2, wy2, wy1, x1, x2, wx2, wx1, out):
                 out[k, y, x] = ((w11 * v11 + w12 * v12) + w21 * v21) + w22 * v22
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def resize_weighted(rgb, ry, wy, rx, wx, out):
+    """``rgb`` (H, W, 3) uint8 / 255 resampled to ``out`` (3, h, w) float32 with per-output taps:
+    output row ``y`` sums source rows ``ry[y] + t`` with weights ``wy[y, t]`` (columns alike),
+    down the columns first (whole rows, vectorised), then along the rows."""
+    _, hh, ww = out.shape
+    h, w, _ = rgb.shape
+    n = 3 * w
+    flat = rgb.reshape(h, n)
+    for y in prange(hh):
+        tmp = np.zeros(n, np.float32)
+        for t in range(wy.shape[1]):
+            wt = wy[y, t]
+            src = flat[ry[y] + t]
+            for q in range(n):
+                tmp[q] += wt * np.float32(src[q])
+        for x in range(ww):
+            s0, s1, s2 = _ZERO, _ZERO, _ZERO
+            b = 3 * rx[x]
+            for t in range(wx.shape[1]):
+                wt = wx[x, t]
+                s0 += wt * tmp[b + 3 * t]
+                s1 += wt * tmp[b + 3 * t + 1]
+                s2 += wt * tmp[b + 3 * t + 2]
+            out[0, y, x] = s0 / _255
+            out[1, y, x] = s1 / _255
+            out[2, y, x] = s2 / _255
+
+
 @njit(cache=True, nogil=True)
 def _box_means(x, r, out):
     """Mean of ``x`` (h, w) over its ``(2r+1)^2`` windows clipped to the image (running sums), into

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask",
            "blurred_two_colour_mask_upsampled", "cutout", "mask_block_means",
-           "guided_coefficients", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
+           "guided_coefficients", "resize_antialias", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
            "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
@@ -139,6 +139,44 @@ def resize_taps(frame: torch.Tensor, rows: tuple[np.ndarray, ...], cols: tuple[n
         return None
     out = np.empty((3, len(rows[0]), len(cols[0])), np.float32)
     _k().resize_taps(_np(frame), *rows, *cols, out)
+    return torch.from_numpy(out).unsqueeze(0)
+
+
+@functools.lru_cache(maxsize=64)
+def antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's antialiased bilinear resampling (``F.interpolate(..., mode="bilinear",
+    align_corners=False, antialias=True)``) along one axis as taps: (first source index (n_out,)
+    int64, weights (n_out, k) float32, zero past each output's window; ``first + k <= n_in``).
+    The triangle filter is widened by the scale when shrinking, and each window is cut at the edges
+    and renormalised."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    inv = 1.0 / support
+    k = min(2 * int(math.ceil(support)) + 1, n_in)
+    first = np.zeros(n_out, np.int64)
+    weights = np.zeros((n_out, k), np.float32)
+    for i in range(n_out):
+        centre = scale * (i + 0.5)
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
+        first[i] = min(lo, n_in - k)
+        off = lo - first[i]
+        weights[i, off:off + hi - lo] = taps / taps.sum()
+    return first, weights
+
+
+def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
+    """The (H, W, 3) uint8 ``frame`` / 255 resized to ``size`` (h, w) as (1, 3, h, w) float32:
+    ``F.interpolate`` of the 0..1 float frame, bilinear, antialiased, to float rounding, straight
+    from the uint8 frame (torch's uint8 resampling rounds its result to whole grey levels)."""
+    if not _cpu(frame) or frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
+        return None
+    h, w = (int(n) for n in size)
+    ry, wy = antialias_taps(int(frame.shape[0]), h)
+    rx, wx = antialias_taps(int(frame.shape[1]), w)
+    out = np.empty((3, h, w), np.float32)
+    _k().resize_weighted(_np(frame), ry, wy, rx, wx, out)
     return torch.from_numpy(out).unsqueeze(0)
 
 

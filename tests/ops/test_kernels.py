@@ -186,6 +186,19 @@ def test_weighted_reduce_is_reduce_of_the_weighted_picture(size):
                                    atol=2e-3, rtol=1e-5)
 
 
+@pytest.mark.parametrize("src,dst", [((480, 640), (256, 256)), ((480, 640), (144, 256)), ((61, 83), (30, 41)),
+                                     ((100, 100), (256, 256)), ((7, 9), (3, 2)), ((2, 1), (1, 1)), ((1, 3), (4, 5))])
+def test_resize_antialias_is_interpolate_of_the_float_frame(src, dst):
+    import torch.nn.functional as F
+
+    frame = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (*src, 3), dtype=np.uint8))
+    want = F.interpolate(frame.permute(2, 0, 1)[None].float() / 255.0, size=dst, mode="bilinear",
+                         align_corners=False, antialias=True)
+    got = kernels.resize_antialias(frame, dst)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=5e-6, rtol=0)
+
+
 @pytest.mark.parametrize("size", [(60, 84), (61, 83), (5, 7)])
 def test_mask_blur_low_is_the_blur_of_the_mask_before_upsampling(size):
     _, p = _scene(*size)
