@@ -169,7 +169,8 @@ def antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
     """The (H, W, 3) uint8 ``frame`` / 255 resized to ``size`` (h, w) as (1, 3, h, w) float32:
     ``F.interpolate`` of the 0..1 float frame, bilinear, antialiased, to float rounding, straight
-    from the uint8 frame (torch's uint8 resampling rounds its result to whole grey levels)."""
+    from the uint8 frame. (torch's uint8 resampling rounds to whole grey levels after each axis:
+    up to one level off. From the same float result, a CPU and a GPU now feed the model the same input.)"""
     if not _cpu(frame) or frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
         return None
     h, w = (int(n) for n in size)
