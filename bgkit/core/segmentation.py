@@ -18,6 +18,7 @@ arrays on first access, so a frame that stays on a GPU is not copied to the host
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, Union
 
@@ -57,6 +58,13 @@ def resolve_internal_resolution(value: str | float) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"internal_resolution must be a name ('low', 'medium', ...) or a number; got {value!r}")
     return check_number(value, "internal_resolution", 0.0, 2.0, lo_open=True)
+
+
+def _default_alpha(probabilities: Any, threshold: float) -> torch.Tensor:
+    """A :class:`Segmentation`'s alpha where none was given: :func:`soft_alpha` of its probabilities."""
+    import torch
+
+    return soft_alpha(torch.as_tensor(_as_numpy(probabilities)), threshold)
 
 
 def soft_alpha(probabilities: torch.Tensor, threshold: float, softness: float = DEFAULT_EDGE_SOFTNESS,
@@ -209,7 +217,9 @@ class Segmentation:
 
     Build one with :meth:`from_probabilities`, or get one from a segmenter or a
     :class:`bgkit.Pipeline`. The arrays may be numpy arrays or torch tensors; they are read as
-    numpy (``float32``/``uint8``) and must all be (height, width).
+    numpy (``float32``/``uint8``) and must all be (height, width). ``alpha`` may also be a
+    function of no arguments that returns it, called when the alpha is first read (None: the
+    probabilities' :func:`soft_alpha`, made that way).
     """
 
     __slots__ = ("width", "height", "threshold", "model", "model_input_size", "elapsed_ms", "timings",
@@ -238,10 +248,10 @@ class Segmentation:
         if mask is None:
             mask = probabilities > self.threshold
         if alpha is None:
-            import torch
-
-            alpha = soft_alpha(torch.as_tensor(_as_numpy(probabilities)), self.threshold)
+            alpha = functools.partial(_default_alpha, probabilities, self.threshold)
         for name, arr in (("mask", mask), ("alpha", alpha)):
+            if callable(arr):
+                continue  # made (and checked) when first read
             if tuple(arr.shape) != (self.height, self.width):
                 raise ValueError(
                     f"{name} {tuple(arr.shape)} must have the shape of probabilities {(self.height, self.width)}"
@@ -273,9 +283,20 @@ class Segmentation:
     def probabilities(self) -> np.ndarray:
         return self._numpy("probabilities", self._probabilities, np.float32)
 
+    def _alpha_raw(self) -> Any:
+        """The alpha as given, made first where it was given as a function (a pipeline computes it
+        only for the effects that blend with it, or when it is read)."""
+        if callable(self._alpha):
+            alpha = self._alpha()
+            if tuple(alpha.shape) != (self.height, self.width):
+                raise ValueError(f"alpha {tuple(alpha.shape)} must have the shape of probabilities "
+                                 f"{(self.height, self.width)}")
+            self._alpha = alpha
+        return self._alpha
+
     @property
     def alpha(self) -> np.ndarray:
-        return self._numpy("alpha", self._alpha, np.float32)
+        return self._numpy("alpha", self._alpha_raw(), np.float32)
 
     @property
     def mask(self) -> np.ndarray:
@@ -304,8 +325,9 @@ class Segmentation:
         where it already is one on ``device``): for code that stays in torch, e.g. on a GPU."""
         import torch
 
-        raw = {"probabilities": self._probabilities, "alpha": self._alpha, "mask": self._mask,
-               "foreground": self._foreground, "part_ids": self._part_ids}[name]
+        if name not in ("probabilities", "alpha", "mask", "foreground", "part_ids"):
+            raise ValueError(f"unknown field {name!r}: probabilities, alpha, mask, foreground or part_ids")
+        raw = self._alpha_raw() if name == "alpha" else getattr(self, f"_{name}")
         if raw is None:
             raise ValueError(f"this segmentation has no {name}")
         t = raw if isinstance(raw, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(raw))

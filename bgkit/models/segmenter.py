@@ -138,17 +138,13 @@ def takes_uint8(cls: type) -> bool:
 def model_input(frame01: torch.Tensor | None, size: tuple[int, int], frame_u8: torch.Tensor | None = None
                 ) -> torch.Tensor:
     """``frame01`` (1, 3, H, W) scaled to ``size`` (height, width) with antialiased bilinear
-    resampling, (1, 3, h, w) float32 0..1. From ``frame_u8`` ((H, W, 3) uint8, the same frame)
-    where given, on a CPU: by the fused kernel (:func:`bgkit.ops.kernels.resize_antialias`, the
-    float result to rounding), else by torch's uint8 resampling (about 4x faster than from float;
-    it rounds to whole grey levels)."""
-    if frame_u8 is not None and frame_u8.device.type == "cpu":
+    resampling, (1, 3, h, w) float32 0..1. Straight from ``frame_u8`` ((H, W, 3) uint8, the same
+    frame) where given, on a CPU with the fused kernels (:func:`bgkit.ops.kernels.resize_antialias`:
+    the same result to float rounding, several times faster)."""
+    if frame_u8 is not None:
         fast = kernels.resize_antialias(frame_u8, size)
         if fast is not None:
             return fast
-        low = F.interpolate(frame_u8.permute(2, 0, 1).unsqueeze(0), size=size, mode="bilinear",
-                            align_corners=False, antialias=True)
-        return low.float().div_(255.0).contiguous()
     if frame01 is None:
         frame01 = float01(frame_u8)
     return F.interpolate(frame01, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -240,9 +236,8 @@ class Segmenter:
                 tells people apart by the mask's connected parts. (So a subclass written for an
                 older bgkit, whose ``infer`` takes neither, keeps working.)
             frame_u8: the same frame as an (H, W, 3) uint8 tensor on ``self.device``, where the
-                caller has it (the pipeline does): the model's input is then scaled down from it,
-                which a CPU does about 4x faster than from float (the input differs by under half
-                a grey level).
+                caller has it (the pipeline does): on a CPU the model's input is then scaled down
+                from it by the fused kernel (see :func:`model_input`), and ``frame01`` may be None.
 
         Returns:
             A :class:`ModelOutput` at the frame's size.

@@ -251,18 +251,17 @@ class Pipeline:
         if smoother is not None and s.temporal_smoothing:
             smoother.configure(ema=s.temporal_ema, hysteresis=s.hysteresis, motion_gate=s.temporal_motion_gate or None)
             p, mask = smoother.step(p, threshold)
-            alpha = p if matting else _mask_and_alpha(p, threshold, s.edge_softness, mask)[1]
             timings["smooth"] = (time.perf_counter() - t1) * 1000.0
         else:
             if smoother is not None:
                 smoother.reset()
-            mask, alpha = (p > threshold, p) if matting else _mask_and_alpha(p, threshold, s.edge_softness)
-            timings["alpha"] = (time.perf_counter() - t1) * 1000.0
+            mask = p > threshold
+        alpha: Any = p if matting else _SoftAlpha(p, threshold, s.edge_softness, mask)
         part_ids = out.part_ids
         if s.people != "all":
             t1 = time.perf_counter()
             person = main_person(mask, s.people, out.instances)
-            mask, alpha = keep_only(person, mask, alpha, s.edge_softness)
+            mask, alpha = keep_only(person, mask, alpha() if callable(alpha) else alpha, s.edge_softness)
             if part_ids is not None:
                 part_ids = torch.where(mask, part_ids, torch.full_like(part_ids, -1))
             timings["people"] = (time.perf_counter() - t1) * 1000.0
@@ -271,6 +270,8 @@ class Pipeline:
             elapsed_ms=(time.perf_counter() - t0) * 1000.0, foreground=out.foreground, timings=timings,
             part_ids=part_ids,
         )
+        if isinstance(alpha, _SoftAlpha):
+            alpha.timings = seg.timings
         return seg, out.state
 
     def _background(self, image: np.ndarray, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -291,6 +292,23 @@ class Pipeline:
         return draw(frame, seg, s, background)
 
 
+class _SoftAlpha:
+    """A segmentation's soft alpha (:func:`_mask_and_alpha` of its refined probability and mask),
+    made when first read: the mask effect and the mask-only callers never read it (half a
+    millisecond of a 640x480 frame). Records its time in ``timings["alpha"]``."""
+
+    def __init__(self, p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor) -> None:
+        self.p, self.threshold, self.softness, self.mask = p, threshold, softness, mask
+        self.timings: dict[str, float] | None = None
+
+    def __call__(self) -> torch.Tensor:
+        t0 = time.perf_counter()
+        alpha = _mask_and_alpha(self.p, self.threshold, self.softness, self.mask)[1]
+        if self.timings is not None:
+            self.timings["alpha"] = (time.perf_counter() - t0) * 1000.0
+        return alpha
+
+
 def _mask_and_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask, soft alpha) of a probability: ``p > threshold`` (or a stream's hysteresis ``mask``)
@@ -307,8 +325,10 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
     """Composite an (H, W, 3) uint8 frame tensor with ``seg`` as ``s`` says (numpy out): the one
     definition of every effect. ``background``: the "replace" picture already scaled to the
     frame, as a tensor (None: scaled here from ``s.background_image``, or ``s.background``)."""
-    t0 = time.perf_counter()
     device = frame.device
+    blends = s.effect not in PART_EFFECTS and s.effect != "mask"
+    alpha = seg.tensor("alpha", device).float() if blends else None  # made now where it is made lazily
+    t0 = time.perf_counter()
     flip = s.flip_horizontal
     if s.effect in PART_EFFECTS:
         picture = _draw_parts(frame, seg, s)
@@ -318,7 +338,7 @@ def draw(frame: torch.Tensor, seg: Segmentation, s: EffectSettings, background: 
         out = draw_two_colour_mask_t(frame, seg.tensor("mask", device), s.foreground, s.background, s.opacity, flip,
                                      s.mask_blur_amount)
     else:
-        alpha = seg.tensor("alpha", device).float()
+        assert alpha is not None
         # a matting model's foreground colours, where it has them: less old background in the edges
         fg = seg.tensor("foreground", device) if seg.has_foreground else None
         if s.effect == "bokeh":

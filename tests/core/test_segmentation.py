@@ -101,3 +101,23 @@ def test_soft_alpha_of_a_tile_with_its_margin_is_the_frames(probs, threshold, so
     got = soft_alpha_padded(tile, tile > threshold, threshold, softness)
     if min(h, w) >= 2:
         torch.testing.assert_close(got, whole[y0:y1, x0:x1], rtol=0, atol=0)
+
+
+def test_an_alpha_given_as_a_function_is_made_once_when_first_read():
+    probs = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    calls = []
+
+    def make():
+        calls.append(1)
+        return soft_alpha(torch.from_numpy(probs), 0.5)
+
+    seg = Segmentation(probs, alpha=make)
+    assert calls == [] and seg.mask.shape == (6, 8)  # the mask does not need it
+    np.testing.assert_array_equal(seg.alpha, Segmentation(probs).alpha)
+    np.testing.assert_array_equal(seg.tensor("alpha").numpy(), seg.alpha)
+    assert calls == [1]
+    bad = Segmentation(probs, alpha=lambda: np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"alpha \(3, 3\) must have the shape of probabilities \(6, 8\)"):
+        bad.alpha
+    with pytest.raises(ValueError, match="unknown field 'mask2'"):
+        seg.tensor("mask2")

@@ -255,8 +255,12 @@ def test_the_pipeline_with_and_without_kernels(torch_only, selfie, effect):
     fast = pipe.process(photo)
     with torch_only:
         reference = pipe.process(photo)
+        reference_alpha = reference.segmentation.alpha  # made when first read: here, by torch
     assert np.array_equal(fast.segmentation.mask, reference.segmentation.mask) or \
         (fast.segmentation.mask != reference.segmentation.mask).mean() < 1e-4  # a probability on the threshold
-    np.testing.assert_allclose(fast.segmentation.alpha, reference.segmentation.alpha, atol=1e-4)
+    # the alpha ramp divides by the probability's slope: where it is nearly flat, rounding in the
+    # probability (a few 1e-6) moves the alpha by more
+    off = np.abs(fast.segmentation.alpha - reference_alpha)
+    assert (off > 1e-4).mean() < 1e-4 and off.max() < 1e-2
     diff = np.abs(fast.picture.astype(int) - reference.picture.astype(int))
     assert (diff > 1).mean() < 1e-4

@@ -64,6 +64,17 @@ def test_soft_alpha_is_what_bokeh_replace_and_cutout_blend_with(selfie, photo):
     assert set(np.unique(hard)) <= {0, 255}
 
 
+def test_the_mask_effect_makes_no_alpha_until_it_is_read(selfie, photo):
+    """Skip work that does not change the picture: the mask effect draws the mask, so the soft
+    alpha is made only when someone reads it -- and is then the one the blending effects use."""
+    masked = Pipeline(selfie, effect="mask").process(photo).segmentation
+    assert "alpha" not in masked.timings
+    blended = Pipeline(selfie, effect="cutout").process(photo).segmentation
+    assert "alpha" in blended.timings
+    np.testing.assert_array_equal(masked.alpha, blended.alpha)
+    assert "alpha" in masked.timings
+
+
 def test_defaults_come_from_the_model(selfie, photo):
     pipe = Pipeline(selfie)
     assert pipe.settings.segmentation_threshold is None and pipe.threshold() == selfie.default_threshold == 0.5
