@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask",
            "blurred_two_colour_mask_upsampled", "cutout", "mask_block_means",
-           "guided_coefficients", "resize_antialias", "resize_taps", "separable_blur_valid", "soft_alpha", "two_colour_mask",
+           "guided_coefficients", "resize_antialias", "resize_taps", "separable_blur_valid", "soft_alpha", "threshold", "two_colour_mask",
            "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
@@ -179,6 +179,16 @@ def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     out = np.empty((3, h, w), np.float32)
     _k().resize_weighted(_np(frame), ry, wy, rx, wx, out)
     return torch.from_numpy(out).unsqueeze(0)
+
+
+def threshold(p: torch.Tensor, t: float) -> torch.Tensor | None:
+    """``p > t`` of an (H, W) probability as a bool tensor, in one parallel pass (about 4x faster
+    than torch's comparison at 640x480, which goes through a float broadcast)."""
+    if not _cpu(p) or p.dim() != 2:
+        return None
+    on = np.empty(tuple(p.shape), np.bool_)
+    _k().threshold_into(_np(p.float()), np.float32(t), on)
+    return torch.from_numpy(on)
 
 
 def soft_alpha(p: torch.Tensor, threshold: float, softness: float, mask: torch.Tensor | None = None

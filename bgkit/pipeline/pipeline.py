@@ -255,7 +255,9 @@ class Pipeline:
         else:
             if smoother is not None:
                 smoother.reset()
-            mask = p > threshold
+            mask = kernels.threshold(p, threshold)
+            if mask is None:
+                mask = p > threshold
         alpha: Any = p if matting else _SoftAlpha(p, threshold, s.edge_softness, mask)
         part_ids = out.part_ids
         if s.people != "all":

@@ -127,6 +127,14 @@ def test_resize_taps_is_rvms_downsample_bit_for_bit(size, ratio):
 
 
 @settings(max_examples=60, deadline=None)
+@given(probs=arrays(np.float32, st.tuples(st.integers(1, 16), st.integers(1, 16)), elements=st.floats(0, 1, width=32)),
+       threshold=st.floats(0, 1))
+def test_threshold_is_the_comparison(probs, threshold):
+    p = torch.from_numpy(probs)
+    assert torch.equal(kernels.threshold(p, threshold), p > threshold)
+
+
+@settings(max_examples=60, deadline=None)
 @given(probs=arrays(np.float32, st.tuples(st.integers(2, 16), st.integers(2, 16)), elements=st.floats(0, 1, width=32)),
        threshold=st.floats(0.05, 0.95), softness=st.floats(0.1, 6), given_mask=st.booleans())
 def test_soft_alpha_kernel_is_soft_alpha(probs, threshold, softness, given_mask):
