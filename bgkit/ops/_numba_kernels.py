@@ -381,11 +381,93 @@ def blend_colour(fg, fg_scale, colour, alpha, flip, out):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def blend_upsampled(fg, low, f, start, alpha, flip, out):
-    """``blend`` with the background given at 1/f resolution, (n, m, 3) float, brought to full
-    size by bilinear interpolation on the fly (the same samples and weights as
-    ``bgkit.ops.filters._upsample``: output row Y reads rows k, k + 1 of ``low`` with
-    ``k = (Y + start) // f`` and weight ``((Y + start) % f + delta) / f``; columns alike)."""
+def background_reduced_blur(img, alpha, f, pad, taps, out, sums):
+    """A bokeh's background before it is brought to full size, in one pass over the frame: the
+    background weights ``1 - alpha`` and the weighted picture reduced to f x f block means (as
+    :func:`weighted_reduce`, ``pad`` blocks of padding) and blurred with ``taps`` (as
+    :func:`separable_blur_valid`) into ``out`` (n, m, 4) float32 (blur(x w), blur(w)); ``sums``
+    (bands, 4) float64 gets each band's sums of ``out`` (for the fallback colour). The output rows
+    are split into ``bands`` bands, one task each, that reduce the rows they read themselves (2r
+    rows twice), so the reduced picture is never written out whole."""
+    h, w = alpha.shape
+    k = taps.shape[0]
+    r = k // 2
+    n_out, m_out = out.shape[0], out.shape[1]
+    m = m_out + 2 * r
+    nb = sums.shape[0]
+    scale = np.float32(1.0 / (f * f))
+    rows = m * 4
+    width = m_out * 4
+    for b in prange(nb):
+        i0 = b * n_out // nb
+        i1 = (b + 1) * n_out // nb
+        part = np.zeros(4, np.float64)
+        if i1 > i0:
+            nr = i1 - i0 + 2 * r
+            red = np.empty((nr, rows), np.float32)
+            acc = np.empty(4 * w, np.float32)
+            for li in range(nr):
+                i = i0 + li
+                for q in range(4 * w):
+                    acc[q] = _ZERO
+                for dy in range(f):
+                    y = min(max((i - pad) * f + dy, 0), h - 1)
+                    im = img[y].reshape(3 * w)
+                    ar = alpha[y]
+                    for x in range(w):
+                        wv = _ONE - ar[x]
+                        acc[4 * x] += np.float32(im[3 * x]) * wv
+                        acc[4 * x + 1] += np.float32(im[3 * x + 1]) * wv
+                        acc[4 * x + 2] += np.float32(im[3 * x + 2]) * wv
+                        acc[4 * x + 3] += wv
+                rr = red[li]
+                for j in range(m):
+                    s0 = _ZERO
+                    s1 = _ZERO
+                    s2 = _ZERO
+                    s3 = _ZERO
+                    for dx in range(f):
+                        x = min(max((j - pad) * f + dx, 0), w - 1)
+                        s0 += acc[4 * x]
+                        s1 += acc[4 * x + 1]
+                        s2 += acc[4 * x + 2]
+                        s3 += acc[4 * x + 3]
+                    rr[4 * j] = s0 * scale
+                    rr[4 * j + 1] = s1 * scale
+                    rr[4 * j + 2] = s2 * scale
+                    rr[4 * j + 3] = s3 * scale
+            tmp = np.empty(rows, np.float32)
+            for li in range(i1 - i0):
+                for q in range(rows):
+                    tmp[q] = _ZERO
+                for t in range(k):
+                    wt = taps[t]
+                    src = red[li + t]
+                    for q in range(rows):
+                        tmp[q] += wt * src[q]
+                dst = out[i0 + li].reshape(width)
+                for q in range(width):
+                    dst[q] = _ZERO
+                for t in range(k):
+                    wt = taps[t]
+                    off = 4 * t
+                    for q in range(width):
+                        dst[q] += wt * tmp[q + off]
+                for j in range(m_out):
+                    part[0] += dst[4 * j]
+                    part[1] += dst[4 * j + 1]
+                    part[2] += dst[4 * j + 2]
+                    part[3] += dst[4 * j + 3]
+        for c in range(4):
+            sums[b, c] = part[c]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blend_upsampled_background(fg, low, fb, eps, f, start, alpha, flip, out):
+    """A blend over an upsampled background (as :func:`blend`) still to be normalised: ``low`` (n, m, 4) =
+    (blur(x w), blur(w)) as :func:`background_reduced_blur` makes it, its colour
+    ``(num + fb) / (den + eps)`` (``fb`` = eps times the fallback colour, (3,)) computed on the
+    fly, as :func:`background_colour` does."""
     h, w = alpha.shape
     n = 3 * w
     delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
@@ -399,12 +481,16 @@ def blend_upsampled(fg, low, f, start, alpha, flip, out):
         tx[x] = (np.float32((x + start) % f) + delta) / ff
     hz = np.empty((k_last - k_first + 1, n), np.float32)
     for kk in prange(k_last - k_first + 1):
-        k = k_first + kk
+        src = low[k_first + kk]
         for x in range(w):
-            m = cols[x]
+            mm = cols[x]
             t = tx[x]
+            d0 = src[mm, 3] + eps
+            d1 = src[mm + 1, 3] + eps
             for c in range(3):
-                hz[kk, 3 * x + c] = low[k, m, c] + (low[k, m + 1, c] - low[k, m, c]) * t
+                a = (src[mm, c] + fb[c]) / d0
+                b = (src[mm + 1, c] + fb[c]) / d1
+                hz[kk, 3 * x + c] = a + (b - a) * t
     for y in prange(h):
         kk = (y + start) // f - k_first
         ty = (np.float32((y + start) % f) + delta) / ff
@@ -420,6 +506,7 @@ def blend_upsampled(fg, low, f, start, alpha, flip, out):
             dst[q] = _byte(_lerp(back, np.float32(fr[q]), a3[q]))
         if flip:
             _mirror(dst, o, w, 3)
+
 
 
 @njit(parallel=True, cache=True, nogil=True)

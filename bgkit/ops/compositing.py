@@ -51,7 +51,7 @@ from ..core.colors import Color, is_color, parse_color
 from ..core.segmentation import Segmentation
 from ..io.images import ImageLike, load_image
 from . import kernels
-from .filters import MASKED_BLUR_EPS, background_blur_hwc, background_blur_low, blur_hwc, mask_blur_low, masked_blur_hwc
+from .filters import MASKED_BLUR_EPS, background_blur_hwc, blur_hwc, bokeh_background_low, mask_blur_low, masked_blur_hwc
 
 __all__ = [
     "MAX_BLUR",
@@ -279,9 +279,11 @@ def bokeh_t(image: torch.Tensor, person: torch.Tensor, background_blur: float, e
     """The background blurred around the sharp person, see :func:`draw_bokeh_effect`."""
     if (background_blur > 0 and edge_blur == 0 and image.dtype == torch.uint8 and image.device.type == "cpu"
             and kernels.available()):
-        low = background_blur_low(image, 1.0 - person, background_blur)
-        if low is not None:  # the background's upsampling fused into the blend
-            fast = kernels.blend_upsampled(image, low[0], low[1], low[2], person, flip)
+        low = bokeh_background_low(image, person, background_blur)
+        if low is not None:  # reduce + blur in one pass; normalising and upsampling fused into the blend
+            blurred, fallback, f, start = low
+            fast = kernels.blend_upsampled_background(image, blurred, fallback, MASKED_BLUR_EPS, f, start, person,
+                                                      flip)
             if fast is not None:
                 return fast
     x = image.float()

@@ -47,7 +47,8 @@ import torch
 from ..core.checks import check_number
 from . import kernels
 
-__all__ = ["background_blur_hwc", "background_blur_low", "blur_hwc", "effect_reduction_factor", "gaussian_blur", "kernel_radius", "masked_blur", "masked_blur_hwc", "reduction_factor"]
+__all__ = ["background_blur_hwc", "background_blur_low", "blur_hwc", "bokeh_background_low", "effect_reduction_factor",
+           "gaussian_blur", "kernel_radius", "mask_blur_low", "masked_blur", "masked_blur_hwc", "reduction_factor"]
 
 #: Above this sigma (pixels) the blur is computed at a reduced resolution.
 FULL_RESOLUTION_MAX_SIGMA = 3.0
@@ -370,6 +371,25 @@ def background_blur_low(x: torch.Tensor, w: torch.Tensor, sigma: float, eps: flo
         return None
     colour, _, start = _background_low(x, w, sigma, f, eps)
     return colour, f, start
+
+
+def bokeh_background_low(image: torch.Tensor, alpha: torch.Tensor, sigma: float
+                         ) -> tuple[torch.Tensor, np.ndarray, int, int] | None:
+    """:func:`background_blur_low` of a uint8 picture (H, W, 3) behind the person ``alpha`` (H, W)
+    (weights ``1 - alpha``) by the fused CPU kernels, still to be normalised: ((n, m, 4) float32 =
+    (blur(x w), blur(w)), the fallback colour (3,) (the background's mean colour), f, the phase to
+    upsample with), for :func:`bgkit.ops.kernels.blend_upsampled_background`; None where the blur
+    runs at full resolution or the kernels don't run."""
+    f = effect_reduction_factor(sigma)
+    if f == 1:
+        return None
+    k, r = _reduced_kernel(sigma, f)
+    low = kernels.background_reduced_blur(image, alpha, f, r + 1, k)
+    if low is None:
+        return None
+    blurred, sums = low
+    fallback = (sums[:3] / max(float(sums[3]), MASKED_BLUR_EPS)).astype(np.float32)
+    return blurred, fallback, f, f - math.ceil((f - 1) / 2.0)
 
 
 def _background_low(x: torch.Tensor, w: torch.Tensor, sigma: float, f: int, eps: float

@@ -26,7 +26,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_guided", "apply_matting", "available", "background_colour", "blend", "blend_upsampled", "blurred_two_colour_mask",
+__all__ = ["apply_guided", "apply_matting", "available", "background_colour", "background_reduced_blur", "blend",
+           "blend_upsampled_background", "blurred_two_colour_mask",
            "blurred_two_colour_mask_upsampled", "cutout", "mask_block_means",
            "guided_coefficients", "resize_antialias", "resize_taps", "separable_blur_valid", "soft_alpha", "threshold", "two_colour_mask",
            "weighted_reduce"]
@@ -236,14 +237,41 @@ def blend(fg: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, flip: bool = 
     return torch.from_numpy(out)
 
 
-def blend_upsampled(fg: torch.Tensor, low: torch.Tensor, f: int, start: int, alpha: torch.Tensor,
-                    flip: bool = False) -> torch.Tensor | None:
-    """:func:`blend` over a background given at 1/f resolution (``bgkit.ops.filters._upsample``'s
-    input: ``low`` (n, m, 3) float, phase ``start``), upsampled on the fly."""
-    if not _cpu(fg, low, alpha) or fg.dtype != torch.uint8:
+def background_reduced_blur(image: torch.Tensor, alpha: torch.Tensor, f: int, pad: int, taps: torch.Tensor
+                            ) -> tuple[torch.Tensor, np.ndarray] | None:
+    """A bokeh's background at 1/f resolution in one pass over the (H, W, 3) uint8 ``image``: the
+    weights ``1 - alpha`` ((H, W) float) and the weighted picture reduced to f x f block means with
+    ``pad`` blocks of edge padding, then blurred with ``taps`` (2r + 1,) (valid part): ((n, m, 4)
+    float32 = (blur(x w), blur(w)), their sums (4,) float64). ``bgkit.ops.filters._reduced_blur_low``
+    of the picture weighted by ``1 - alpha``, without the full-size weights or the reduced copy."""
+    if not _cpu(image, alpha, taps) or image.dtype != torch.uint8 or alpha.dim() != 2:
         return None
+    import numba
+
+    h, w = alpha.shape
+    k = taps.numel()
+    n, m = -(-h // f) + 2 * pad - (k - 1), -(-w // f) + 2 * pad - (k - 1)
+    if n < 1 or m < 1:
+        return None
+    out = np.empty((n, m, 4), np.float32)
+    sums = np.empty((max(1, min(numba.get_num_threads(), n)), 4), np.float64)
+    _k().background_reduced_blur(_np(image), _np(alpha.float()), int(f), int(pad), _np(taps.float()), out, sums)
+    return torch.from_numpy(out), sums.sum(axis=0)
+
+
+def blend_upsampled_background(fg: torch.Tensor, low: torch.Tensor, fallback: np.ndarray, eps: float, f: int,
+                               start: int, alpha: torch.Tensor, flip: bool = False) -> torch.Tensor | None:
+    """:func:`blend` of the (H, W, 3) uint8 ``fg`` over a bokeh's background given at 1/f resolution
+    as ``low`` (n, m, 4) = (blur(x w), blur(w)) and normalised on the fly to
+    ``(num + eps fallback) / (den + eps)`` (``fallback`` (3,): the background's mean colour), then
+    upsampled bilinearly (``bgkit.ops.filters._upsample``'s samples, phase ``start``)."""
+    if not _cpu(fg, low, alpha) or fg.dtype != torch.uint8 or low.dim() != 3 or low.shape[2] != 4:
+        return None
+    e = np.float32(eps)
+    fb = (e * np.asarray(fallback, np.float32)).astype(np.float32)
     out = _out(*alpha.shape)
-    _k().blend_upsampled(_np(fg), _np(low.float()), int(f), int(start), _np(alpha.float()), bool(flip), out)
+    _k().blend_upsampled_background(_np(fg), _np(low.float()), fb, e, int(f), int(start), _np(alpha.float()),
+                                    bool(flip), out)
     return torch.from_numpy(out)
 
 

@@ -178,11 +178,17 @@ def test_background_colour_is_the_masked_blurs_normalisation():
     assert torch.isfinite(kernels.background_colour(empty, eps)).all()
 
 
-def test_blend_upsampled_is_the_upsampled_background():
-    img, p = _scene(60, 80)
-    low, f, start = filters.background_blur_low(img, 1.0 - p, 4.5)
-    want = C.blend_t(img, p, filters._upsample(low, f, start, 60, 80))
-    _close_pictures(kernels.blend_upsampled(img, low, f, start, p), want)
+@pytest.mark.parametrize("size", [(60, 80), (61, 83), (9, 7)])
+@pytest.mark.parametrize("sigma", [3.0, 4.5, 9.0])
+def test_the_fused_bokeh_background_is_the_upsampled_masked_blur(size, sigma):
+    img, p = _scene(*size)
+    low, f, start = filters.background_blur_low(img, 1.0 - p, sigma)
+    want = C.blend_t(img, p, filters._upsample(low, f, start, *size))
+    blurred, fallback, f2, start2 = filters.bokeh_background_low(img, p, sigma)
+    assert (f2, start2) == (f, start)
+    for flip in (False, True):
+        _close_pictures(kernels.blend_upsampled_background(img, blurred, fallback, filters.MASKED_BLUR_EPS, f, start,
+                                                           p, flip), C._flip(want, flip))
 
 
 @pytest.mark.parametrize("size", [(60, 84), (61, 83), (5, 7)])
