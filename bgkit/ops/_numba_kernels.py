@@ -480,17 +480,20 @@ def blend_upsampled_background(fg, low, fb, eps, f, start, alpha, flip, out):
         cols[x] = (x + start) // f
         tx[x] = (np.float32((x + start) % f) + delta) / ff
     hz = np.empty((k_last - k_first + 1, n), np.float32)
+    m_low = low.shape[1]
     for kk in prange(k_last - k_first + 1):
         src = low[k_first + kk]
+        colour = np.empty((m_low, 3), np.float32)  # the row's samples normalised once
+        for j in range(m_low):
+            den = src[j, 3] + eps
+            for c in range(3):
+                colour[j, c] = (src[j, c] + fb[c]) / den
         for x in range(w):
             mm = cols[x]
             t = tx[x]
-            d0 = src[mm, 3] + eps
-            d1 = src[mm + 1, 3] + eps
             for c in range(3):
-                a = (src[mm, c] + fb[c]) / d0
-                b = (src[mm + 1, c] + fb[c]) / d1
-                hz[kk, 3 * x + c] = a + (b - a) * t
+                a = colour[mm, c]
+                hz[kk, 3 * x + c] = a + (colour[mm + 1, c] - a) * t
     for y in prange(h):
         kk = (y + start) // f - k_first
         ty = (np.float32((y + start) % f) + delta) / ff
