@@ -147,32 +147,33 @@ def resize_taps(rgb, y1, y2, wy2, wy1, x1, x2, wx2, wx1, out):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def resize_weighted(rgb, ry, wy, rx, wx, out):
+def resize_weighted(rgb, ry, wy, ny, rx, wx, nx, out):
     """``rgb`` (H, W, 3) uint8 / 255 resampled to ``out`` (3, h, w) float32 with per-output taps:
-    output row ``y`` sums source rows ``ry[y] + t`` with weights ``wy[y, t]`` (columns alike),
-    down the columns first (whole rows, vectorised), then along the rows."""
+    output row ``y`` sums the ``ny[y]`` source rows from ``ry[y]`` on with weights ``wy[y]``
+    (columns alike), down the columns first (whole rows, vectorised), then along the rows."""
     _, hh, ww = out.shape
     h, w, _ = rgb.shape
     n = 3 * w
     flat = rgb.reshape(h, n)
     for y in prange(hh):
         tmp = np.zeros(n, np.float32)
-        for t in range(wy.shape[1]):
+        for t in range(ny[y]):
             wt = wy[y, t]
             src = flat[ry[y] + t]
             for q in range(n):
                 tmp[q] += wt * np.float32(src[q])
+        o0, o1, o2 = out[0, y], out[1, y], out[2, y]
         for x in range(ww):
             s0, s1, s2 = _ZERO, _ZERO, _ZERO
             b = 3 * rx[x]
-            for t in range(wx.shape[1]):
+            for t in range(nx[x]):
                 wt = wx[x, t]
                 s0 += wt * tmp[b + 3 * t]
                 s1 += wt * tmp[b + 3 * t + 1]
                 s2 += wt * tmp[b + 3 * t + 2]
-            out[0, y, x] = s0 / _255
-            out[1, y, x] = s1 / _255
-            out[2, y, x] = s2 / _255
+            o0[x] = s0 / _255
+            o1[x] = s1 / _255
+            o2[x] = s2 / _255
 
 
 @njit(cache=True, nogil=True)

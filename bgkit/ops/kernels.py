@@ -144,27 +144,30 @@ def resize_taps(frame: torch.Tensor, rows: tuple[np.ndarray, ...], cols: tuple[n
 
 
 @functools.lru_cache(maxsize=64)
-def antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+def antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """torch's antialiased bilinear resampling (``F.interpolate(..., mode="bilinear",
     align_corners=False, antialias=True)``) along one axis as taps: (first source index (n_out,)
-    int64, weights (n_out, k) float32, zero past each output's window; ``first + k <= n_in``).
-    The triangle filter is widened by the scale when shrinking, and each window is cut at the edges
-    and renormalised."""
+    int64, weights (n_out, k) float32 from that index on, how many of them are non-zero (n_out,)
+    int64). The triangle filter is widened by the scale when shrinking, and each window is cut at
+    the edges and renormalised."""
     scale = n_in / n_out
     support = max(scale, 1.0)
     inv = 1.0 / support
     k = min(2 * int(math.ceil(support)) + 1, n_in)
     first = np.zeros(n_out, np.int64)
+    count = np.zeros(n_out, np.int64)
     weights = np.zeros((n_out, k), np.float32)
     for i in range(n_out):
         centre = scale * (i + 0.5)
         lo = max(int(centre - support + 0.5), 0)
         hi = min(int(centre + support + 0.5), n_in)
         taps = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
-        first[i] = min(lo, n_in - k)
-        off = lo - first[i]
-        weights[i, off:off + hi - lo] = taps / taps.sum()
-    return first, weights
+        taps /= taps.sum()
+        nonzero = np.flatnonzero(taps)
+        a, b = int(nonzero[0]), int(nonzero[-1]) + 1  # the triangle's zero ends: no work
+        first[i], count[i] = lo + a, b - a
+        weights[i, :b - a] = taps[a:b]
+    return first, weights, count
 
 
 def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
@@ -175,10 +178,9 @@ def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     if not _cpu(frame) or frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
         return None
     h, w = (int(n) for n in size)
-    ry, wy = antialias_taps(int(frame.shape[0]), h)
-    rx, wx = antialias_taps(int(frame.shape[1]), w)
     out = np.empty((3, h, w), np.float32)
-    _k().resize_weighted(_np(frame), ry, wy, rx, wx, out)
+    _k().resize_weighted(_np(frame), *antialias_taps(int(frame.shape[0]), h), *antialias_taps(int(frame.shape[1]), w),
+                         out)
     return torch.from_numpy(out).unsqueeze(0)
 
 
