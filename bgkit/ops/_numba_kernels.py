@@ -208,6 +208,12 @@ def _box_means(x, r, out):
             out[y, i] = s / (min(i + r, ww - 1) - max(i - r, 0) + 1)
 
 
+#: The 13 statistics of the colour guided filter as (channel a, channel b) of the centred
+#: r, g, b, p: a alone (b = -1) for the four means, else the product a * b.
+_STAT_A = np.array([0, 1, 2, 3, 0, 0, 0, 1, 1, 2, 0, 1, 2], np.int64)
+_STAT_B = np.array([-1, -1, -1, -1, 0, 1, 2, 1, 2, 2, 3, 3, 3], np.int64)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def guided_coefficients_rgb(guide, p, sub, r, eps, ab):
     """The colour guided filter's window-averaged coefficients (a_r, a_g, a_b, b) into ``ab``
@@ -215,40 +221,48 @@ def guided_coefficients_rgb(guide, p, sub, r, eps, ab):
     the guide ``guide`` (3, H, W) and the input ``p`` (H, W), float32 0..1, first reduced to 2x2
     block means where ``sub`` is 2 (H, W even; in float32, summed as
     :func:`bgkit.ops.refine.refine_t` does), centred on their means, box radius ``r``,
-    regulariser ``eps``."""
+    regulariser ``eps``.
+    Few parallel steps: the reduced channels with their sums, then the 13 window means (each task
+    makes its own centred product), the 3x3 solve, the 4 window means of the coefficients."""
     _, hh, ww = ab.shape
     lo = np.empty((4, hh, ww), np.float64)
-    for k in prange(4):
-        src = p if k == 3 else guide[k]
-        for y in range(hh):
-            for x in range(ww):
-                if sub == 2:
-                    a, b = src[2 * y, 2 * x], src[2 * y, 2 * x + 1]
-                    c, d = src[2 * y + 1, 2 * x], src[2 * y + 1, 2 * x + 1]
-                    lo[k, y, x] = ((a + c) + (b + d)) * np.float32(0.25)
-                else:
-                    lo[k, y, x] = src[y, x]
     m = np.zeros(4, np.float64)
     for k in prange(4):
+        src = p if k == 3 else guide[k]
+        dst = lo[k]
         acc = 0.0
         for y in range(hh):
+            row = dst[y]
+            if sub == 2:
+                s0 = src[2 * y]
+                s1 = src[2 * y + 1]
+                for x in range(ww):
+                    row[x] = ((s0[2 * x] + s1[2 * x]) + (s0[2 * x + 1] + s1[2 * x + 1])) * np.float32(0.25)
+            else:
+                s0 = src[y]
+                for x in range(ww):
+                    row[x] = s0[x]
             for x in range(ww):
-                acc += lo[k, y, x]
+                acc += row[x]
         m[k] = acc / (hh * ww)
-    st = np.empty((13, hh, ww), np.float64)  # r g b p, rr rg rb gg gb bb, rp gp bp: centred
-    for y in prange(hh):
-        for x in range(ww):
-            r_ = lo[0, y, x] - m[0]
-            g_ = lo[1, y, x] - m[1]
-            b_ = lo[2, y, x] - m[2]
-            p_ = lo[3, y, x] - m[3]
-            st[0, y, x], st[1, y, x], st[2, y, x], st[3, y, x] = r_, g_, b_, p_
-            st[4, y, x], st[5, y, x], st[6, y, x] = r_ * r_, r_ * g_, r_ * b_
-            st[7, y, x], st[8, y, x], st[9, y, x] = g_ * g_, g_ * b_, b_ * b_
-            st[10, y, x], st[11, y, x], st[12, y, x] = r_ * p_, g_ * p_, b_ * p_
     mean = np.empty((13, hh, ww), np.float64)
-    for k in prange(13):
-        _box_means(st[k], r, mean[k])
+    for k in prange(13):  # r g b p, rr rg rb gg gb bb, rp gp bp: centred, each made by its task
+        a = _STAT_A[k]
+        b = _STAT_B[k]
+        st = np.empty((hh, ww), np.float64)
+        ma = m[a]
+        la = lo[a]
+        if b < 0:
+            for y in range(hh):
+                for x in range(ww):
+                    st[y, x] = la[y, x] - ma
+        else:
+            mb = m[b]
+            lb = lo[b]
+            for y in range(hh):
+                for x in range(ww):
+                    st[y, x] = (la[y, x] - ma) * (lb[y, x] - mb)
+        _box_means(st, r, mean[k])
     coef = np.empty((4, hh, ww), np.float64)
     e = np.float64(eps)
     for y in prange(hh):
@@ -263,7 +277,7 @@ def guided_coefficients_rgb(guide, p, sub, r, eps, ab):
             cr = mean[10, y, x] - r_ * p_
             cg = mean[11, y, x] - g_ * p_
             cb = mean[12, y, x] - b_ * p_
-            i_rr = gg * bb - gb * gb  # the inverse of the symmetric 3x3 matrix by cofactors
+            i_rr = gg * bb - gb * gb
             i_rg = gb * rb - rg * bb
             i_rb = rg * gb - gg * rb
             i_gg = rr * bb - rb * rb
