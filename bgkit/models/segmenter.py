@@ -162,6 +162,8 @@ class Segmenter:
         self.backend = getattr(self._run, "name", self.backend)  # what actually runs (a failure falls back to torch)
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        #: the model takes RGB in 0..1 as it is (MediaPipe's selfie): no per-frame normalising
+        self._takes_01 = tuple(spec.mean) == (0.0, 0.0, 0.0) and tuple(spec.std) == (1.0, 1.0, 1.0)
 
     @property
     def name(self) -> str:
@@ -252,7 +254,7 @@ class Segmenter:
             low = model_input(frame01, size, frame_u8)
         else:
             low = frame01 if frame01 is not None else float01(frame_u8)
-        prob = self._run((low - self._mean) / self._std).to(self.device)
+        prob = self._run(low if self._takes_01 else (low - self._mean) / self._std).to(self.device)
         if prob.shape[-2:] != low.shape[-2:]:
             prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return ModelOutput((int(size[0]), int(size[1])), low_probability=prob.clamp_(0.0, 1.0), low_frame=low,
