@@ -144,7 +144,7 @@ def model_input(frame01: torch.Tensor | None, size: tuple[int, int], frame_u8: t
     if frame_u8 is not None:
         fast = kernels.resize_antialias(frame_u8, size)
         if fast is not None:
-            return fast
+            return fast[0]
     if frame01 is None:
         frame01 = float01(frame_u8)
     return F.interpolate(frame01, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -250,15 +250,27 @@ class Segmenter:
         t0 = time.perf_counter()
         h, w = frame_size(frame01, frame_u8)
         size = self.model_input_size(h, w, internal_resolution)
-        if (h, w) != tuple(size):
-            low = model_input(frame01, size, frame_u8)
-        else:
-            low = frame01 if frame01 is not None else float01(frame_u8)
-        prob = self._run(low if self._takes_01 else (low - self._mean) / self._std).to(self.device)
+        low, x = self._inputs(frame01, frame_u8, (int(size[0]), int(size[1])))
+        prob = self._run(x).to(self.device)
         if prob.shape[-2:] != low.shape[-2:]:
             prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return ModelOutput((int(size[0]), int(size[1])), low_probability=prob.clamp_(0.0, 1.0), low_frame=low,
                            frame_size=(int(h), int(w)), timings={"model": (time.perf_counter() - t0) * 1000.0})
+
+    def _inputs(self, frame01: torch.Tensor | None, frame_u8: torch.Tensor | None, size: tuple[int, int]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the frame at the model's input ``size``, (1, 3, h, w) RGB 0..1; the same normalised for
+        the model): resized and normalised in one pass by the fused kernel where it runs."""
+        h, w = frame_size(frame01, frame_u8)
+        if (h, w) != size and frame_u8 is not None:
+            fast = kernels.resize_antialias(frame_u8, size, None if self._takes_01 else (self.spec.mean, self.spec.std))
+            if fast is not None:
+                return fast
+        if (h, w) != size:
+            low = model_input(frame01, size, frame_u8)
+        else:
+            low = frame01 if frame01 is not None else float01(frame_u8)
+        return low, (low if self._takes_01 else (low - self._mean) / self._std)
 
     # -- BodyPix's face ----------------------------------------------------------------------------
 

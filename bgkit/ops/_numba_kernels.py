@@ -147,10 +147,11 @@ def resize_taps(rgb, y1, y2, wy2, wy1, x1, x2, wx2, wx1, out):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def resize_weighted(rgb, ry, wy, ny, rx, wx, nx, out):
+def resize_weighted(rgb, ry, wy, ny, rx, wx, nx, mean, std, normalise, out, norm):
     """``rgb`` (H, W, 3) uint8 / 255 resampled to ``out`` (3, h, w) float32 with per-output taps:
     output row ``y`` sums the ``ny[y]`` source rows from ``ry[y]`` on with weights ``wy[y]``
-    (columns alike), down the columns first (whole rows, vectorised), then along the rows."""
+    (columns alike), down the columns first (whole rows, vectorised), then along the rows. Where
+    ``normalise``, also ``norm = (out - mean) / std`` per channel ((3,) float32 each)."""
     _, hh, ww = out.shape
     h, w, _ = rgb.shape
     n = 3 * w
@@ -174,6 +175,11 @@ def resize_weighted(rgb, ry, wy, ny, rx, wx, nx, out):
             o0[x] = s0 / _255
             o1[x] = s1 / _255
             o2[x] = s2 / _255
+        if normalise:
+            for c in range(3):
+                src, dst, m, sd = out[c, y], norm[c, y], mean[c], std[c]
+                for x in range(ww):
+                    dst[x] = (src[x] - m) / sd
 
 
 @njit(cache=True, nogil=True)

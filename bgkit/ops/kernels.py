@@ -170,18 +170,25 @@ def antialias_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return first, weights, count
 
 
-def resize_antialias(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
+def resize_antialias(frame: torch.Tensor, size: tuple[int, int],
+                     normalise: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The (H, W, 3) uint8 ``frame`` / 255 resized to ``size`` (h, w) as (1, 3, h, w) float32:
     ``F.interpolate`` of the 0..1 float frame, bilinear, antialiased, to float rounding, straight
     from the uint8 frame. (torch's uint8 resampling rounds to whole grey levels after each axis:
-    up to one level off. From the same float result, a CPU and a GPU now feed the model the same input.)"""
+    up to one level off. From the same float result, a CPU and a GPU now feed the model the same input.)
+    Returns (that, the same normalised as ``(x - mean) / std`` with ``normalise`` = (mean, std),
+    per RGB channel, made in the same pass; the first again where ``normalise`` is None)."""
     if not _cpu(frame) or frame.dtype != torch.uint8 or frame.dim() != 3 or frame.shape[2] != 3:
         return None
     h, w = (int(n) for n in size)
     out = np.empty((3, h, w), np.float32)
+    norm = out if normalise is None else np.empty((3, h, w), np.float32)
+    mean, std = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)) if normalise is None else normalise
     _k().resize_weighted(_np(frame), *antialias_taps(int(frame.shape[0]), h), *antialias_taps(int(frame.shape[1]), w),
-                         out)
-    return torch.from_numpy(out).unsqueeze(0)
+                         np.asarray(mean, np.float32), np.asarray(std, np.float32), normalise is not None, out, norm)
+    low = torch.from_numpy(out).unsqueeze(0)
+    return low, (low if normalise is None else torch.from_numpy(norm).unsqueeze(0))
 
 
 def threshold(p: torch.Tensor, t: float) -> torch.Tensor | None:

@@ -208,9 +208,13 @@ def test_resize_antialias_is_interpolate_of_the_float_frame(src, dst):
     frame = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (*src, 3), dtype=np.uint8))
     want = F.interpolate(frame.permute(2, 0, 1)[None].float() / 255.0, size=dst, mode="bilinear",
                          align_corners=False, antialias=True)
-    got = kernels.resize_antialias(frame, dst)
-    assert got.shape == want.shape
+    got, same = kernels.resize_antialias(frame, dst)
+    assert got.shape == want.shape and same is got
     torch.testing.assert_close(got, want, atol=5e-6, rtol=0)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # normalised in the same pass, as torch does it
+    low, normalised = kernels.resize_antialias(frame, dst, (mean, std))
+    assert torch.equal(low, got)
+    assert torch.equal(normalised, (got - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
 
 
 @pytest.mark.parametrize("size", [(60, 84), (61, 83), (5, 7)])
