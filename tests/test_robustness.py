@@ -303,3 +303,5 @@ def test_a_huge_photo_is_refused_with_the_limit_and_the_setting(selfie, monkeypa
     with pytest.raises(bgkit.MemoryBudgetError, match=r"bokeh effect needs about 5.4 GiB.*2.0 GiB"):
         check_memory(6000, 8000, bgkit.EffectSettings(effect="bokeh"))
     check_memory(6000, 8000, bgkit.EffectSettings(effect="bokeh"), max_pixels=64_000_000)  # told to try anyway
+    monkeypatch.setattr("bgkit.pipeline.pipeline._available_bytes", lambda: 1 / 0)  # a camera frame: never read
+    check_memory(480, 640, bgkit.EffectSettings(effect="bokeh"))
