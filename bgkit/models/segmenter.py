@@ -119,6 +119,16 @@ def frame_inputs(rgb: np.ndarray, segmenter: "Segmenter") -> tuple[torch.Tensor,
     return frame, (None if takes_uint8(type(segmenter)) else float01(frame))
 
 
+def clamp01_(t: torch.Tensor) -> torch.Tensor:
+    """``t.clamp_(0, 1)``; on a CPU by numpy, in one thread: for a model's small output a torch op
+    costs more in waking its thread pool (0.1 ms between frames) than the clamp itself."""
+    if t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad:
+        a = t.numpy()
+        np.clip(a, 0.0, 1.0, out=a)
+        return t
+    return t.clamp_(0.0, 1.0)
+
+
 def frame_size(frame01: torch.Tensor | None, frame_u8: torch.Tensor | None) -> tuple[int, int]:
     """(H, W) of the frame :meth:`Segmenter.infer` was given (``frame01`` or else ``frame_u8``)."""
     if frame01 is not None:
@@ -254,7 +264,7 @@ class Segmenter:
         prob = self._run(x).to(self.device)
         if prob.shape[-2:] != low.shape[-2:]:
             prob = F.interpolate(prob, size=low.shape[-2:], mode="bilinear", align_corners=False)
-        return ModelOutput((int(size[0]), int(size[1])), low_probability=prob.clamp_(0.0, 1.0), low_frame=low,
+        return ModelOutput((int(size[0]), int(size[1])), low_probability=clamp01_(prob), low_frame=low,
                            frame_size=(int(h), int(w)), timings={"model": (time.perf_counter() - t0) * 1000.0})
 
     def _inputs(self, frame01: torch.Tensor | None, frame_u8: torch.Tensor | None, size: tuple[int, int]

@@ -215,6 +215,14 @@ def to_mask_t(person: torch.Tensor, foreground: tuple[int, ...], background: tup
     return blend_t(fg.float().expand(*person.shape, 4), person, bg)
 
 
+def _mask_colours_t(foreground: tuple[int, ...], background: tuple[int, ...], device: torch.device
+                    ) -> tuple[torch.Tensor, ...]:
+    """(a_f, a_b, c_f, c_b): the two colours' alphas (0..1) and RGB (0..255) as float32 tensors."""
+    a_f, a_b = (torch.tensor(float(c[3]), dtype=torch.float32, device=device).div_(255.0) for c in (foreground, background))
+    c_f, c_b = (torch.tensor(c[:3], dtype=torch.float32, device=device) for c in (foreground, background))
+    return a_f, a_b, c_f, c_b
+
+
 def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground: tuple[int, ...],
                            background: tuple[int, ...], opacity: float, flip: bool = False,
                            blur: float = 0.0) -> torch.Tensor:
@@ -225,14 +233,13 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
     ``a_f m + a_b (1 - m)`` (``c`` the pixel's own mask colour, as :func:`masked_blur` falls back to)."""
     device = image.device
     on = person if person.dtype == torch.bool else person > 0.5
-    a_f, a_b = (torch.tensor(float(c[3]), dtype=torch.float32, device=device).div_(255.0) for c in (foreground, background))
-    c_f, c_b = (torch.tensor(c[:3], dtype=torch.float32, device=device) for c in (foreground, background))
     colours = np.array([foreground[:3], background[:3]], np.float32)
-    alphas = np.array([float(a_f), float(a_b)], np.float32)
+    alphas = np.array([foreground[3], background[3]], np.float32) / np.float32(255.0)  # as torch divides
     if blur <= 0:
-        fast = kernels.two_colour_mask(image, on, colours, (torch.from_numpy(alphas) * opacity).numpy(), flip)
+        fast = kernels.two_colour_mask(image, on, colours, alphas * np.float32(opacity), flip)
         if fast is not None:
             return fast
+        a_f, a_b, c_f, c_b = _mask_colours_t(foreground, background, device)
         if float(a_f) == 0.0 or float(a_b) == 0.0:  # one side keeps the picture: one blend, one choice
             colour, weight, keep = (c_b, a_b, on) if float(a_f) == 0.0 else (c_f, a_f, ~on)
             blended = blend_t(colour, weight.mul_(opacity), image)
@@ -250,6 +257,7 @@ def draw_two_colour_mask_t(image: torch.Tensor, person: torch.Tensor, foreground
     fast = kernels.blurred_two_colour_mask(image, on, m, colours, alphas, opacity, MASKED_BLUR_EPS, flip)
     if fast is not None:
         return fast
+    a_f, a_b, c_f, c_b = _mask_colours_t(foreground, background, device)
     pf, pb = c_f * a_f, c_b * a_b
     coverage = m * (a_f - a_b) + a_b
     own = torch.where(on.unsqueeze(-1), c_f, c_b)
