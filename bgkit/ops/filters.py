@@ -38,6 +38,7 @@ Reduced resolution
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 
@@ -91,7 +92,10 @@ def reduction_factor(sigma: float) -> int:
     return max(1, int(sigma // 2.0))
 
 
+@functools.lru_cache(maxsize=64)
 def _kernel(sigma: float) -> tuple[torch.Tensor, int]:
+    """The normalised 1-D Gaussian of ``sigma`` (2r + 1 float32 taps, shared: read it, don't write
+    it) and its radius r; made once per sigma (a frame asks for the same ones every time)."""
     r = kernel_radius(sigma)
     x = np.arange(-r, r + 1, dtype=np.float64)
     k = np.exp(-(x * x) / (2.0 * sigma * sigma))
