@@ -401,6 +401,27 @@ def blend_colour(fg, fg_scale, colour, alpha, flip, out):
             _mirror(dst, o, w, 3)
 
 
+@njit(cache=True, nogil=True)
+def _upsampling(h, w, f, start):
+    """The samples of ``bgkit.ops.filters._upsample`` for an (h, w) output from 1/f resolution
+    with phase ``start``: output row Y reads low rows k, k + 1 with ``k = (Y + start) // f``
+    (rows ``k_first .. k_last`` in all), output column X columns ``cols[X]``, ``cols[X] + 1`` with
+    weight ``tx[X]``: (k_first, k_last, cols (w,) int64, tx (w,) float32)."""
+    cols = np.empty(w, np.int64)
+    tx = np.empty(w, np.float32)
+    for x in range(w):
+        cols[x] = (x + start) // f
+        tx[x] = _upsampling_weight(x, f, start)
+    return start // f, (h - 1 + start) // f + 1, cols, tx
+
+
+@njit(inline="always")
+def _upsampling_weight(i, f, start):
+    """The weight of the second sample for output pixel ``i`` (see :func:`_upsampling`)."""
+    delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
+    return (np.float32((i + start) % f) + delta) / np.float32(f)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def background_reduced_blur(img, alpha, f, pad, taps, out, sums):
     """A bokeh's background before it is brought to full size, in one pass over the frame: the
@@ -410,13 +431,12 @@ def background_reduced_blur(img, alpha, f, pad, taps, out, sums):
     (bands, 4) float64 gets each band's sums of ``out`` (for the fallback colour). The output rows
     are split into ``bands`` bands, one task each, that reduce the rows they read themselves (2r
     rows twice), so the reduced picture is never written out whole."""
-    h, w = alpha.shape
+    w = alpha.shape[1]
     k = taps.shape[0]
     r = k // 2
     n_out, m_out = out.shape[0], out.shape[1]
     m = m_out + 2 * r
     nb = sums.shape[0]
-    scale = np.float32(1.0 / (f * f))
     rows = m * 4
     width = m_out * 4
     for b in prange(nb):
@@ -428,35 +448,7 @@ def background_reduced_blur(img, alpha, f, pad, taps, out, sums):
             red = np.empty((nr, rows), np.float32)
             acc = np.empty(4 * w, np.float32)
             for li in range(nr):
-                i = i0 + li
-                for q in range(4 * w):
-                    acc[q] = _ZERO
-                for dy in range(f):
-                    y = min(max((i - pad) * f + dy, 0), h - 1)
-                    im = img[y].reshape(3 * w)
-                    ar = alpha[y]
-                    for x in range(w):
-                        wv = _ONE - ar[x]
-                        acc[4 * x] += np.float32(im[3 * x]) * wv
-                        acc[4 * x + 1] += np.float32(im[3 * x + 1]) * wv
-                        acc[4 * x + 2] += np.float32(im[3 * x + 2]) * wv
-                        acc[4 * x + 3] += wv
-                rr = red[li]
-                for j in range(m):
-                    s0 = _ZERO
-                    s1 = _ZERO
-                    s2 = _ZERO
-                    s3 = _ZERO
-                    for dx in range(f):
-                        x = min(max((j - pad) * f + dx, 0), w - 1)
-                        s0 += acc[4 * x]
-                        s1 += acc[4 * x + 1]
-                        s2 += acc[4 * x + 2]
-                        s3 += acc[4 * x + 3]
-                    rr[4 * j] = s0 * scale
-                    rr[4 * j + 1] = s1 * scale
-                    rr[4 * j + 2] = s2 * scale
-                    rr[4 * j + 3] = s3 * scale
+                _reduced_row(img, alpha, True, i0 + li, f, pad, acc, red[li])
             tmp = np.empty(rows, np.float32)
             for li in range(i1 - i0):
                 for q in range(rows):
@@ -491,15 +483,7 @@ def blend_upsampled_background(fg, low, fb, eps, f, start, alpha, flip, out):
     fly, as :func:`background_colour` does."""
     h, w = alpha.shape
     n = 3 * w
-    delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
-    ff = np.float32(f)
-    k_first = start // f
-    k_last = (h - 1 + start) // f + 1
-    cols = np.empty(w, np.int64)
-    tx = np.empty(w, np.float32)
-    for x in range(w):
-        cols[x] = (x + start) // f
-        tx[x] = (np.float32((x + start) % f) + delta) / ff
+    k_first, k_last, cols, tx = _upsampling(h, w, f, start)
     hz = np.empty((k_last - k_first + 1, n), np.float32)
     m_low = low.shape[1]
     for kk in prange(k_last - k_first + 1):
@@ -517,7 +501,7 @@ def blend_upsampled_background(fg, low, fb, eps, f, start, alpha, flip, out):
                 hz[kk, 3 * x + c] = a + (colour[mm + 1, c] - a) * t
     for y in prange(h):
         kk = (y + start) // f - k_first
-        ty = (np.float32((y + start) % f) + delta) / ff
+        ty = _upsampling_weight(y, f, start)
         a3 = np.empty(n, np.float32)
         _spread3(alpha[y], a3)
         fr = fg[y].reshape(n)
@@ -533,43 +517,49 @@ def blend_upsampled_background(fg, low, fb, eps, f, start, alpha, flip, out):
 
 
 
+@njit(inline="always")
+def _reduced_row(img, weight, complement, i, f, pad, acc, dst):
+    """Row ``i`` of :func:`weighted_reduce` (the weights ``1 - weight`` where ``complement``) into
+    ``dst``, flat (m * 4,); ``acc`` (4 W,) float32 scratch: the block row's f rows summed per
+    column, then the blocks along it."""
+    h, w = weight.shape
+    scale = np.float32(1.0 / (f * f))
+    for q in range(4 * w):
+        acc[q] = _ZERO
+    for dy in range(f):
+        y = min(max((i - pad) * f + dy, 0), h - 1)
+        im = img[y].reshape(3 * w)
+        wr = weight[y]
+        for x in range(w):
+            wv = _ONE - wr[x] if complement else wr[x]
+            acc[4 * x] += np.float32(im[3 * x]) * wv
+            acc[4 * x + 1] += np.float32(im[3 * x + 1]) * wv
+            acc[4 * x + 2] += np.float32(im[3 * x + 2]) * wv
+            acc[4 * x + 3] += wv
+    for j in range(dst.shape[0] // 4):
+        s0, s1, s2, s3 = _ZERO, _ZERO, _ZERO, _ZERO
+        for dx in range(f):
+            x = min(max((j - pad) * f + dx, 0), w - 1)
+            s0 += acc[4 * x]
+            s1 += acc[4 * x + 1]
+            s2 += acc[4 * x + 2]
+            s3 += acc[4 * x + 3]
+        dst[4 * j] = s0 * scale
+        dst[4 * j + 1] = s1 * scale
+        dst[4 * j + 2] = s2 * scale
+        dst[4 * j + 3] = s3 * scale
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def weighted_reduce(img, weight, f, pad, out):
     """Means over f x f blocks of (img * weight, weight) with the picture's edge pixels
     replicated outward -- ``pad`` blocks of padding on every side and the partial last blocks
     -- as ``bgkit.ops.filters._reduce`` makes them: ``img`` (H, W, 3) uint8, ``weight`` (H, W)
     float32, ``out`` (ceil(H / f) + 2 pad, ceil(W / f) + 2 pad, 4) float32."""
-    h, w = weight.shape
+    w = weight.shape[1]
     n, m = out.shape[0], out.shape[1]
-    scale = np.float32(1.0 / (f * f))
     for i in prange(n):
-        acc = np.zeros(4 * w, np.float32)  # the block row's f rows summed per column, then the blocks along it
-        for dy in range(f):
-            y = min(max((i - pad) * f + dy, 0), h - 1)
-            im = img[y].reshape(3 * w)
-            wr = weight[y]
-            for x in range(w):
-                wv = wr[x]
-                acc[4 * x] += np.float32(im[3 * x]) * wv
-                acc[4 * x + 1] += np.float32(im[3 * x + 1]) * wv
-                acc[4 * x + 2] += np.float32(im[3 * x + 2]) * wv
-                acc[4 * x + 3] += wv
-        for j in range(m):
-            s0 = _ZERO
-            s1 = _ZERO
-            s2 = _ZERO
-            s3 = _ZERO
-            for dx in range(f):
-                x = min(max((j - pad) * f + dx, 0), w - 1)
-                s0 += acc[4 * x]
-                s1 += acc[4 * x + 1]
-                s2 += acc[4 * x + 2]
-                s3 += acc[4 * x + 3]
-            out[i, j, 0] = s0 * scale
-            out[i, j, 1] = s1 * scale
-            out[i, j, 2] = s2 * scale
-            out[i, j, 3] = s3 * scale
-
+        _reduced_row(img, weight, False, i, f, pad, np.empty(4 * w, np.float32), out[i].reshape(m * 4))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -664,12 +654,10 @@ def two_colour_mask(image, on, colours, weights, flip, out):
             _mirror(dst, o, w, 3)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, out):
-    """A two-colour mask blurred by its coverage ``m`` (blur of the person): colour
-    ``(c_f a_f m + c_b a_b (1 - m) + eps c) / (a_f m + a_b (1 - m) + eps)`` (``c`` the pixel's own
-    colour), alpha ``(a_f m + a_b (1 - m)) * opacity``, drawn over the picture."""
-    h, w = on.shape
+@njit(cache=True, nogil=True)
+def _mask_colour_rows(colours, alphas, w):
+    """The two colours of a blurred mask laid out as RGB rows (3 W,): premultiplied by their
+    alphas (person, background), then as they are (person, background)."""
     n = 3 * w
     pf = np.empty(n, np.float32)
     pb = np.empty(n, np.float32)
@@ -681,26 +669,43 @@ def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, o
             pb[3 * x + k] = colours[1, k] * alphas[1]
             cf[3 * x + k] = colours[0, k]
             cb[3 * x + k] = colours[1, k]
+    return pf, pb, cf, cb
+
+
+@njit(inline="always")
+def _blurred_mask_row(im, on_row, m_row, pf, pb, cf, cb, af, ab, opacity, eps, flip, o):
+    """One row of :func:`blurred_two_colour_mask`: ``im``, ``o`` the picture's and the output's
+    flat RGB rows (3 W,), ``on_row``, ``m_row`` the mask and its coverage (W,)."""
+    n = im.shape[0]
+    w = n // 3
+    o3 = np.empty(n, np.bool_)
+    m3 = np.empty(n, np.float32)
+    _spread3(on_row, o3)
+    _spread3(m_row, m3)
+    dst = np.empty(n, np.uint8) if flip else o
+    for q in range(n):
+        mm = m3[q]
+        cov = mm * (af - ab) + ab
+        den = cov + eps
+        a = cov * opacity
+        own = cf[q] if o3[q] else cb[q]
+        colour = (pb[q] + mm * (pf[q] - pb[q]) + eps * own) / den
+        dst[q] = _byte(_lerp(np.float32(im[q]), colour, a))
+    if flip:
+        _mirror(dst, o, w, 3)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def blurred_two_colour_mask(image, on, m, colours, alphas, opacity, eps, flip, out):
+    """A two-colour mask blurred by its coverage ``m`` (blur of the person): colour
+    ``(c_f a_f m + c_b a_b (1 - m) + eps c) / (a_f m + a_b (1 - m) + eps)`` (``c`` the pixel's own
+    colour), alpha ``(a_f m + a_b (1 - m)) * opacity``, drawn over the picture."""
+    h, w = on.shape
+    pf, pb, cf, cb = _mask_colour_rows(colours, alphas, w)
     af, ab = alphas[0], alphas[1]
     for y in prange(h):
-        o3 = np.empty(n, np.bool_)
-        m3 = np.empty(n, np.float32)
-        _spread3(on[y], o3)
-        _spread3(m[y], m3)
-        im = image[y].reshape(n)
-        o = out[y].reshape(n)
-        dst = np.empty(n, np.uint8) if flip else o
-        for q in range(n):
-            mm = m3[q]
-            cov = mm * (af - ab) + ab
-            den = cov + eps
-            a = cov * opacity
-            own = cf[q] if o3[q] else cb[q]
-            colour = (pb[q] + mm * (pf[q] - pb[q]) + eps * own) / den
-            dst[q] = _byte(_lerp(np.float32(im[q]), colour, a))
-        if flip:
-            _mirror(dst, o, w, 3)
-
+        _blurred_mask_row(image[y].reshape(3 * w), on[y], m[y], pf, pb, cf, cb, af, ab, opacity, eps, flip,
+                          out[y].reshape(3 * w))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -730,56 +735,24 @@ def blurred_two_colour_mask_upsampled(image, on, low, f, start, colours, alphas,
     rows, then down the columns)."""
     h, w = on.shape
     n = 3 * w
-    delta = np.float32(math.ceil((f - 1) / 2.0) - (f - 1) / 2.0)
-    ff = np.float32(f)
-    k_first = start // f
-    k_last = (h - 1 + start) // f + 1
-    cols = np.empty(w, np.int64)
-    tx = np.empty(w, np.float32)
-    for x in range(w):
-        cols[x] = (x + start) // f
-        tx[x] = (np.float32((x + start) % f) + delta) / ff
+    k_first, k_last, cols, tx = _upsampling(h, w, f, start)
     hz = np.empty((k_last - k_first + 1, w), np.float32)  # the low rows read, interpolated along
     for kk in prange(k_last - k_first + 1):
         src = low[k_first + kk]
         for x in range(w):
             hz[kk, x] = _lerp(src[cols[x]], src[cols[x] + 1], tx[x])
-    pf = np.empty(n, np.float32)
-    pb = np.empty(n, np.float32)
-    cf = np.empty(n, np.float32)
-    cb = np.empty(n, np.float32)
-    for x in range(w):
-        for k in range(3):
-            pf[3 * x + k] = colours[0, k] * alphas[0]
-            pb[3 * x + k] = colours[1, k] * alphas[1]
-            cf[3 * x + k] = colours[0, k]
-            cb[3 * x + k] = colours[1, k]
+    pf, pb, cf, cb = _mask_colour_rows(colours, alphas, w)
     af, ab = alphas[0], alphas[1]
     for y in prange(h):
         kk = (y + start) // f - k_first
-        ty = (np.float32((y + start) % f) + delta) / ff
+        ty = _upsampling_weight(y, f, start)
         top = hz[kk]
         bot = hz[kk + 1]
         mrow = np.empty(w, np.float32)
         for x in range(w):
             mrow[x] = _lerp(top[x], bot[x], ty)
-        o3 = np.empty(n, np.bool_)
-        m3 = np.empty(n, np.float32)
-        _spread3(on[y], o3)
-        _spread3(mrow, m3)
-        im = image[y].reshape(n)
-        o = out[y].reshape(n)
-        dst = np.empty(n, np.uint8) if flip else o
-        for q in range(n):
-            mm = m3[q]
-            cov = mm * (af - ab) + ab
-            den = cov + eps
-            a = cov * opacity
-            own = cf[q] if o3[q] else cb[q]
-            colour = (pb[q] + mm * (pf[q] - pb[q]) + eps * own) / den
-            dst[q] = _byte(_lerp(np.float32(im[q]), colour, a))
-        if flip:
-            _mirror(dst, o, w, 3)
+        _blurred_mask_row(image[y].reshape(n), on[y], mrow, pf, pb, cf, cb, af, ab, opacity, eps, flip,
+                          out[y].reshape(n))
 
 
 @njit(parallel=True, cache=True, nogil=True)
