@@ -145,21 +145,6 @@ def takes_uint8(cls: type) -> bool:
     return "frame_u8" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def model_input(frame01: torch.Tensor | None, size: tuple[int, int], frame_u8: torch.Tensor | None = None
-                ) -> torch.Tensor:
-    """``frame01`` (1, 3, H, W) scaled to ``size`` (height, width) with antialiased bilinear
-    resampling, (1, 3, h, w) float32 0..1. Straight from ``frame_u8`` ((H, W, 3) uint8, the same
-    frame) where given, on a CPU with the fused kernels (:func:`bgkit.ops.kernels.resize_antialias`:
-    the same result to float rounding, several times faster)."""
-    if frame_u8 is not None:
-        fast = kernels.resize_antialias(frame_u8, size)
-        if fast is not None:
-            return fast[0]
-    if frame01 is None:
-        frame01 = float01(frame_u8)
-    return F.interpolate(frame01, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
 class Segmenter:
     """A loaded person segmenter (model weights on one device). Make one with :func:`load_segmenter`."""
 
@@ -249,7 +234,7 @@ class Segmenter:
                 older bgkit, whose ``infer`` takes neither, keeps working.)
             frame_u8: the same frame as an (H, W, 3) uint8 tensor on ``self.device``, where the
                 caller has it (the pipeline does): on a CPU the model's input is then scaled down
-                from it by the fused kernel (see :func:`model_input`), and ``frame01`` may be None.
+                from it by the fused kernel, and ``frame01`` may be None.
 
         Returns:
             A :class:`ModelOutput` at the frame's size.
@@ -270,16 +255,21 @@ class Segmenter:
     def _inputs(self, frame01: torch.Tensor | None, frame_u8: torch.Tensor | None, size: tuple[int, int]
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the frame at the model's input ``size``, (1, 3, h, w) RGB 0..1; the same normalised for
-        the model): resized and normalised in one pass by the fused kernel where it runs."""
+        the model). Scaled with antialiased bilinear resampling: straight from ``frame_u8`` and
+        normalised in the same pass by the fused kernel where it runs
+        (:func:`bgkit.ops.kernels.resize_antialias`, the float result to rounding), else by torch
+        from the float frame."""
         h, w = frame_size(frame01, frame_u8)
-        if (h, w) != size and frame_u8 is not None:
-            fast = kernels.resize_antialias(frame_u8, size, None if self._takes_01 else (self.spec.mean, self.spec.std))
-            if fast is not None:
-                return fast
-        if (h, w) != size:
-            low = model_input(frame01, size, frame_u8)
-        else:
+        if (h, w) == size:
             low = frame01 if frame01 is not None else float01(frame_u8)
+        else:
+            if frame_u8 is not None:
+                fast = kernels.resize_antialias(frame_u8, size, None if self._takes_01 else (self.spec.mean,
+                                                                                             self.spec.std))
+                if fast is not None:
+                    return fast
+            low = F.interpolate(frame01 if frame01 is not None else float01(frame_u8), size=size, mode="bilinear",
+                                align_corners=False, antialias=True)
         return low, (low if self._takes_01 else (low - self._mean) / self._std)
 
     # -- BodyPix's face ----------------------------------------------------------------------------

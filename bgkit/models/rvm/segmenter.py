@@ -198,15 +198,20 @@ class RVMSegmenter(Segmenter):
         t0 = time.perf_counter()
         h, w = frame_size(frame01, frame_u8)
         batch = 1 if frame01 is None else int(frame01.shape[0])
-        if frame01 is None and self.backend == "eager":
-            frame01 = float01(frame_u8)
+
+        def float_frame() -> torch.Tensor:  # frame01, made from frame_u8 the first time it is needed
+            nonlocal frame01
+            if frame01 is None:
+                frame01 = float01(frame_u8)
+            return frame01
+
         ratio = downsample_ratio(h, w, internal_resolution)
         shapes = state_shapes(h, w, ratio, batch)
         if state is None or len(state) != 4 or any(tuple(s.shape) != t for s, t in zip(state, shapes)):
             state = tuple(torch.zeros(t, dtype=torch.float32, device=self.device) for t in shapes)
         timings = {}
         if self.backend == "eager":
-            fgr, pha, *new = self.module(frame01, *state, ratio)
+            fgr, pha, *new = self.module(float_frame(), *state, ratio)
             foreground, alpha = fgr[0].permute(1, 2, 0), pha[0, 0]
         else:
             r = float(np.float32(ratio))  # as the network takes it
@@ -214,9 +219,7 @@ class RVMSegmenter(Segmenter):
             if r != 1.0 and frame_u8 is not None and batch == 1:
                 src_lr = kernels.resize_taps(frame_u8, *downsample_taps(h, w, r))
             if src_lr is None:
-                if frame01 is None:
-                    frame01 = float01(frame_u8)
-                src_lr = frame01 if r == 1.0 else downsample(frame01, r)
+                src_lr = float_frame() if r == 1.0 else downsample(float_frame(), r)
             coef, *new = self._fast_runner()(src_lr, *state)
             coef = coef.to(self.device)
             timings["model"] = (time.perf_counter() - t0) * 1000.0
@@ -225,7 +228,7 @@ class RVMSegmenter(Segmenter):
             if fused is not None:
                 foreground, alpha = fused
             else:
-                fgr, pha = apply_coefficients(frame01 if frame01 is not None else float01(frame_u8), coef)
+                fgr, pha = apply_coefficients(float_frame(), coef)
                 foreground, alpha = fgr[0].permute(1, 2, 0), pha[0, 0]
             timings["matte"] = (time.perf_counter() - t1) * 1000.0
         timings.setdefault("model", (time.perf_counter() - t0) * 1000.0)
