@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import check_number
+from ..core.frames import float01, frame_u8_tensor
 from ..core.segmentation import InternalResolution, Segmentation, resolve_internal_resolution, soft_alpha
 from ..io.images import ImageLike, load_image
 from ..ops import kernels
@@ -89,18 +90,6 @@ class ModelOutput:
                 p = F.interpolate(p, size=self.frame_size, mode="bilinear", align_corners=False)
             self.full = p[0, 0].clamp(0.0, 1.0)
         return self.full
-
-
-def frame_u8_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-    """An (H, W, 3) uint8 RGB array as an (H, W, 3) uint8 tensor on ``device`` (no copy on a CPU
-    unless the array is read-only)."""
-    t = torch.from_numpy(rgb) if rgb.flags.writeable else torch.from_numpy(rgb.copy())
-    return t.to(device, non_blocking=True)
-
-
-def float01(frame_u8: torch.Tensor) -> torch.Tensor:
-    """An (H, W, 3) uint8 frame tensor as (1, 3, H, W) float32 0..1 on its device."""
-    return frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

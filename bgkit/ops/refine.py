@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import check_number
+from ..core.frames import float01
 from ..core.segmentation import Segmentation
 from ..io.images import ImageLike, load_image
 from . import kernels
@@ -326,7 +327,7 @@ def refine_t(
     if guide01 is None:
         if frame_u8 is None:
             raise ValueError("refine_t needs the full-size frame: guide01 or frame_u8")
-        guide01 = frame_u8.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        guide01 = float01(frame_u8)
     return apply_coefficients(ab, guide01)[0, 0].clamp_(0.0, 1.0)
 
 

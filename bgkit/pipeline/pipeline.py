@@ -35,9 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.frames import float01, frame_u8_tensor
 from ..core.segmentation import Segmentation, soft_alpha
 from ..io.images import ImageLike, load_image
-from ..models.segmenter import ModelOutput, Segmenter, float01, frame_inputs, frame_u8_tensor
+from ..models.segmenter import ModelOutput, Segmenter, frame_inputs
 from ..ops.compositing import bokeh_t, cover, cutout_t, draw_two_colour_mask_t, replace_t
 from ..ops.people import keep_only, main_person
 from ..ops import kernels

@@ -46,12 +46,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...core.frames import float01
 from ...core.segmentation import INTERNAL_RESOLUTIONS, InternalResolution
 from ...ops import kernels
 from ..backends import OnnxSignature, make_runner, onnxruntime_available, openvino_available, resolve_backend
 from ..downloads import ModelFile, cached_path, is_cached, model_file_path
 from ..registry import ModelSpec, WeightsUnavailableError, local_weights_file, register
-from ..segmenter import ModelOutput, Segmenter, float01, frame_size
+from ..segmenter import ModelOutput, Segmenter, frame_size
 from .net import (MEAN, STD, RobustVideoMatting, apply_coefficients, default_downsample_ratio, downsample,
                   downsample_taps, load_rvm_onnx, low_res_size, state_shapes)
 
