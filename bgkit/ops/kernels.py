@@ -1,4 +1,5 @@
-"""Fused CPU kernels for the full-size, per-pixel stages: edge refinement, soft alpha, blends.
+"""Fused CPU kernels for the full-size, per-pixel stages: the model's input, edge refinement, the
+threshold and the soft alpha, blurs and blends.
 
 On a CPU, torch runs a chain of per-pixel operations as one pass over the whole frame each (a
 soft alpha is about a dozen, a blend five or six), and on a small machine those passes, not
@@ -27,10 +28,9 @@ import torch
 log = logging.getLogger(__name__)
 
 __all__ = ["apply_guided", "apply_matting", "available", "background_colour", "background_reduced_blur", "blend",
-           "blend_upsampled_background", "blurred_two_colour_mask",
-           "blurred_two_colour_mask_upsampled", "cutout", "mask_block_means",
-           "guided_coefficients", "resize_antialias", "resize_taps", "separable_blur_valid", "soft_alpha", "threshold", "two_colour_mask",
-           "weighted_reduce"]
+           "blend_upsampled_background", "blurred_two_colour_mask", "blurred_two_colour_mask_upsampled", "cutout",
+           "guided_coefficients", "mask_block_means", "resize_antialias", "resize_taps", "separable_blur_valid",
+           "soft_alpha", "threshold", "two_colour_mask", "weighted_reduce"]
 
 OPT_OUT = "BGKIT_NO_NUMBA"
 
